@@ -1,0 +1,292 @@
+"""Compiling C into shared objects and executables, with ``cc`` or ``zig cc``, cached.
+
+The cache is content-addressed: the key covers the source text, the kind of output, the
+target, every flag and the compiler's identity, so the same inputs build once and a cache
+hit costs a hash and a file comparison. Results are copied to a named output
+(``build/libNAME.so`` next to the notebook by default) with an atomic rename, so a library
+that is loaded in a process is never overwritten in place.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal
+
+from .constants import BUILD_HINTS, ZIG_TARGETS
+from .errors import BuildError, InputError
+from .paths import cache_dir, show, tidy
+from .toolchain import Tool, find_cc, find_zig
+
+Kind = Literal["shared", "executable"]
+
+#: Flags every build gets unless ``default_flags=False``: optimised, with debug info (DWARF
+#: feeds the struct-layout view) and warnings on.
+DEFAULT_CFLAGS = ("-O2", "-g", "-Wall")
+
+_BUILD_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A built file. ``path`` is where it was put; ``from_cache`` says whether the compiler
+    ran (False) or the cache answered (True)."""
+
+    path: Path
+    kind: Kind
+    target: str
+    command: tuple[str, ...]
+    key: str
+    from_cache: bool
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return show(self.path)
+
+    def __repr__(self) -> str:
+        return f"Artifact({show(self.path)!r}, kind={self.kind!r}, target={self.target!r})"
+
+
+def build_shared(
+    source: str | os.PathLike[str],
+    name: str | None = None,
+    **options: object,
+) -> Artifact:
+    """Compile C into a shared object ``lib<name>.so`` (``<name>.wasm`` for wasm32).
+
+    ``source`` is C source text (a ``str``) or the path of a ``.c`` file (a ``Path``).
+    Keyword options are those of :func:`compile_c`.
+    """
+    return compile_c(source, name=name, kind="shared", **options)  # type: ignore[arg-type]
+
+
+def build_executable(
+    source: str | os.PathLike[str],
+    name: str | None = None,
+    **options: object,
+) -> Artifact:
+    """Compile C into an executable ``<name>``. Options as for :func:`compile_c`."""
+    return compile_c(source, name=name, kind="executable", **options)  # type: ignore[arg-type]
+
+
+def compile_c(
+    source: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    kind: Kind = "shared",
+    target: str | None = None,
+    cflags: Iterable[str] = (),
+    ldflags: Iterable[str] = (),
+    libs: Iterable[str | os.PathLike[str]] = (),
+    out_dir: str | os.PathLike[str] = "build",
+    default_flags: bool = True,
+) -> Artifact:
+    """Compile one C source into a shared object or an executable.
+
+    Parameters:
+        source: C source text (``str``) or a ``.c`` file (``pathlib.Path``).
+        name: the output's base name; defaults to the file's stem. Required for text.
+        kind: ``"shared"`` (``-shared -fPIC``) or ``"executable"``.
+        target: ``None`` for this machine's ``cc``, or a zig target such as
+            ``"aarch64-linux-gnu"``, ``"x86_64-linux-musl"`` or ``"wasm32-freestanding"``.
+        cflags, ldflags: extra flags, before and after the source on the command line.
+        libs: libraries to link: ``"m"`` becomes ``-lm``; a path is linked by file.
+        out_dir: where the named output goes (relative to the current folder).
+        default_flags: add ``-O2 -g -Wall`` (and ``-fPIC`` for shared objects).
+
+    Raises :class:`BuildError` with the compiler's stderr when compilation fails, and
+    :class:`~labkit.errors.ToolchainError` when the compiler is missing.
+    """
+    text, display_name, origin = _read_source(source)
+    base = name or (Path(origin).stem if origin else None)
+    if not base:
+        raise InputError(
+            "compile_c needs name=... when the source is text (a str); "
+            "pass name='hello' to get build/libhello.so"
+        )
+    if kind not in ("shared", "executable"):
+        raise InputError(f"kind must be 'shared' or 'executable', not {kind!r}")
+    if target is not None and target not in ZIG_TARGETS:
+        raise InputError(
+            f"unknown target {target!r}: labkit builds for {', '.join(ZIG_TARGETS)} "
+            "with zig cc, or for this machine with target=None"
+        )
+    tool = find_cc() if target is None else find_zig()
+    flags = _flags(kind, target, list(cflags), default_flags)
+    link = [str(x) for x in ldflags] + [_lib_arg(lib) for lib in libs]
+    filename = _output_name(base, kind, target)
+    key = _cache_key(text, kind, target, flags, link, tool, libs)
+
+    cached = cache_dir() / "build" / key[:2] / key / filename
+    from_cache = cached.exists()
+    command: tuple[str, ...]
+    if from_cache:
+        command = _command(tool, target, flags, f"{base}.c", filename, link)
+    else:
+        command = _compile(text, base, display_name, origin, tool, target, flags, link, filename, cached)
+    out = Path(out_dir) / filename
+    _install(cached, out)
+    return Artifact(out, kind, target or "native", command, key, from_cache)
+
+
+def _read_source(source: str | os.PathLike[str]) -> tuple[str, str, str | None]:
+    if isinstance(source, str):
+        if "\n" not in source and source.strip().endswith(".c"):
+            raise InputError(
+                f"{source!r} looks like a file name, but a str is read as C source text; "
+                "pass pathlib.Path(...) to compile a file"
+            )
+        return source, "<source text>", None
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"C source {show(path)!r} does not exist", path=path)
+    if path.is_dir():
+        raise InputError(f"C source {show(path)!r} is a directory, not a .c file", path=path)
+    try:
+        return path.read_text(encoding="utf-8"), show(path), str(path.resolve())
+    except UnicodeDecodeError:
+        raise InputError(f"C source {show(path)!r} is not UTF-8 text", path=path) from None
+
+
+def _flags(kind: Kind, target: str | None, extra: list[str], defaults: bool) -> list[str]:
+    flags = list(DEFAULT_CFLAGS) if defaults else []
+    wasm = target is not None and target.startswith("wasm32")
+    if kind == "shared":
+        if wasm:
+            flags += ["-nostdlib", "-Wl,--no-entry", "-Wl,--export-dynamic"]
+        else:
+            flags += ["-shared"] + (["-fPIC"] if defaults else [])
+    elif target is not None and target.endswith("musl") and not wasm:
+        flags += ["-dynamic"]  # a real musl binary needs ld-musl, the Alpine case
+    return flags + extra
+
+
+def _lib_arg(lib: str | os.PathLike[str]) -> str:
+    if isinstance(lib, str) and "/" not in lib and not lib.endswith(".so"):
+        return f"-l{lib}"
+    return str(Path(lib).resolve())
+
+
+def _output_name(base: str, kind: Kind, target: str | None) -> str:
+    if target is not None and target.startswith("wasm32"):
+        return base if base.endswith(".wasm") else f"{base}.wasm"
+    if kind == "executable":
+        return base
+    if base.endswith(".so") or ".so." in base:
+        return base
+    return f"lib{base}.so"
+
+
+def _cache_key(
+    text: str,
+    kind: Kind,
+    target: str | None,
+    flags: list[str],
+    link: list[str],
+    tool: Tool,
+    libs: Iterable[str | os.PathLike[str]],
+) -> str:
+    linked_files = {
+        str(lib): _file_digest(Path(lib))
+        for lib in libs
+        if not isinstance(lib, str) or "/" in lib or lib.endswith(".so")
+    }
+    material = json.dumps(
+        [text, kind, target, flags, link, tool.identity, linked_files], sort_keys=True
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def _command(
+    tool: Tool, target: str | None, flags: list[str], src: str, out: str, link: list[str]
+) -> tuple[str, ...]:
+    zig = ("cc", "-target", target) if target is not None else ()
+    return (*tool.command, *zig, *flags, "-o", out, src, *link)
+
+
+def _compile(
+    text: str,
+    base: str,
+    display_name: str,
+    origin: str | None,
+    tool: Tool,
+    target: str | None,
+    flags: list[str],
+    link: list[str],
+    filename: str,
+    cached: Path,
+) -> tuple[str, ...]:
+    workroot = cache_dir() / "tmp"
+    workroot.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=workroot) as work:
+        workdir = Path(work)
+        src = workdir / f"{base}.c"
+        src.write_text(text, encoding="utf-8")
+        include = [f"-I{Path(origin).parent}"] if origin else []
+        command = _command(tool, target, include + flags, src.name, filename, link)
+        try:
+            proc = subprocess.run(
+                command, cwd=workdir, capture_output=True, text=True,
+                timeout=_BUILD_TIMEOUT, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BuildError(
+                f"{tool.name} did not finish building {display_name!r} within "
+                f"{_BUILD_TIMEOUT} s; run the command by hand to see where it stops",
+                source=display_name, command=command, returncode=-1, stderr="",
+            ) from None
+        if proc.returncode != 0:
+            raise BuildError(
+                _failure_message(tool, display_name, base, proc.returncode, proc.stderr),
+                source=display_name, command=command,
+                returncode=proc.returncode, stderr=proc.stderr,
+            )
+        cached.parent.parent.mkdir(parents=True, exist_ok=True)
+        staged = workdir / "out"
+        staged.mkdir()
+        os.replace(workdir / filename, staged / filename)
+        try:
+            os.rename(staged, cached.parent)
+        except OSError:
+            if not cached.exists():  # a concurrent build won the race only if it finished
+                raise
+    return command
+
+
+def _failure_message(tool: Tool, display: str, base: str, code: int, stderr: str) -> str:
+    shown = tidy(stderr)
+    if display != "<source text>":  # the compiler saw a copy named <base>.c: name the real file
+        shown = shown.replace(f"{base}.c:", f"{display}:")
+    hints = [hint for needle, hint in BUILD_HINTS if needle in stderr]
+    fix = hints[0] if hints else "correct the source at the line the compiler names above"
+    return (
+        f"{tool.name} could not build {display!r} (exit status {code}).\n"
+        f"{shown.rstrip()}\nFix: {fix}"
+    )
+
+
+def _install(cached: Path, out: Path) -> None:
+    """Copy the cached file to ``out`` unless it already holds the same bytes; the copy is
+    renamed into place, so a process that has the old file mapped keeps its own copy."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and filecmp.cmp(cached, out, shallow=False):
+        return
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.copy2(cached, tmp)
+    os.replace(tmp, out)

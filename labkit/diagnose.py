@@ -1,0 +1,260 @@
+"""Why a shared object will not load, said in plain words, from the file itself.
+
+:func:`diagnose_load` checks what glibc's loader would check (the file exists and is ELF,
+its class and machine match this process, it is a library and not an executable, every
+library it needs can be found on the search path) and reads the loader's own message for
+what only the loader knows (an undefined symbol, a missing symbol version). Each finding is
+a :class:`Problem` with a fix. :class:`~labkit.errors.LoadError` carries this diagnosis.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .constants import DEFAULT_LIBRARY_DIRS, MACHINE_NAMES
+from .elf import ElfInfo, host_e_machine, peek, read_elf
+from .errors import ElfError, InputError
+from .paths import show
+
+_UNDEFINED = re.compile(r"undefined symbol: (\S+?)(?:,|$|\s)")
+_VERSION = re.compile(r"version `([^']+)' not found \(required by ([^)]+)\)")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a file will not load: a short ``kind``, what is wrong, and the fix."""
+
+    kind: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  Fix: {self.fix}"
+
+
+def diagnose_load(
+    path: str | os.PathLike[str],
+    *,
+    dlerror: str = "",
+    env: Mapping[str, str] | None = None,
+) -> list[Problem]:
+    """Everything that stops ``path`` from loading into this process, most basic first.
+
+    ``dlerror`` is the loader's message, if a dlopen already failed; ``env`` the environment
+    whose LD_LIBRARY_PATH counts (this process's by default). An empty list means labkit
+    found nothing wrong.
+    """
+    env = os.environ if env is None else env
+    p = Path(path)
+    if not p.exists():
+        if "/" not in str(path) and find_library(str(path), env=env) is None:
+            return [Problem(
+                "not-found",
+                f"{str(path)!r} is not on the loader's search path "
+                "(LD_LIBRARY_PATH, ld.so.cache, the system library folders)",
+                "give a path (./libx.so or build/libx.so) or add its folder to LD_LIBRARY_PATH",
+            )]
+        if "/" in str(path):
+            return [Problem("missing-file", f"{show(p)!r} does not exist",
+                            "check the path, or build the file first")]
+        p = find_library(str(path), env=env) or p
+    try:
+        header = peek(p)
+    except InputError as exc:
+        return [Problem("directory", str(exc), "point at a .so file inside it")]
+    except ElfError as exc:
+        return [Problem(exc.reason, exc.what, exc.fix)]
+
+    problems = _header_problems(header.path, header.elf_class, header.e_machine, header.e_type)
+    if problems:
+        return problems  # nothing else about a foreign file matters here
+    try:
+        info = read_elf(p)
+    except ElfError as exc:
+        return [Problem(exc.reason, exc.what, exc.fix)]
+    problems += _type_problems(info)
+    problems += _needed_problems(info, env)
+    problems += _dlerror_problems(p, dlerror, already=problems)
+    return problems
+
+
+def find_library(
+    name: str, *, info: ElfInfo | None = None, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """Where glibc's loader would find the library ``name`` needed by ``info``'s file.
+
+    The order is the loader's: DT_RPATH (when there is no DT_RUNPATH), LD_LIBRARY_PATH,
+    DT_RUNPATH, libraries this process has loaded already, ld.so.cache, the default
+    folders. Candidates built for another machine are skipped, as the loader skips them.
+    """
+    env = os.environ if env is None else env
+    if "/" in name:
+        p = Path(name)
+        return p if p.is_file() else None
+    origin = str(info.path.resolve().parent) if info is not None else ""
+    dirs: list[str] = []
+    if info is not None and info.rpath and not info.runpath:
+        dirs += [_expand(d, origin) for d in info.rpath]
+    dirs += [d for d in env.get("LD_LIBRARY_PATH", "").split(":") if d]
+    if info is not None:
+        dirs += [_expand(d, origin) for d in info.runpath]
+    for folder in dirs:
+        candidate = Path(folder) / name
+        if candidate.is_file() and _fits_host(candidate):
+            return candidate
+    loaded = _loaded_libraries().get(name)
+    if loaded is not None:
+        return loaded
+    cached = _ld_cache().get(name)
+    if cached is not None and _fits_host(cached):
+        return cached
+    for folder in DEFAULT_LIBRARY_DIRS:
+        candidate = Path(folder) / name
+        if candidate.is_file() and _fits_host(candidate):
+            return candidate
+    return None
+
+
+def _header_problems(p: Path, elf_class: int, e_machine: str, e_type: str) -> list[Problem]:
+    problems = []
+    host_bits = struct.calcsize("P") * 8
+    if elf_class != host_bits:
+        problems.append(Problem(
+            "wrong-class",
+            f"{show(p)!r} is a {elf_class}-bit ELF file; this process is {host_bits}-bit",
+            f"build it for {host_bits}-bit, or load it from a {elf_class}-bit program",
+        ))
+    host = host_e_machine()
+    if e_machine != host:
+        theirs = MACHINE_NAMES.get(e_machine, e_machine)
+        ours = MACHINE_NAMES.get(host, host)
+        problems.append(Problem(
+            "wrong-machine",
+            f"{show(p)!r} holds {theirs} code; this machine runs {ours}. (The loader "
+            "skips it and says 'No such file or directory', although the file is there.)",
+            f"rebuild it for {ours} (cc here, or zig cc -target {ours}-linux-gnu), "
+            f"or run it on a {theirs} machine",
+        ))
+    if e_type in ("relocatable", "core"):
+        problems.append(Problem(
+            "not-a-library",
+            f"{show(p)!r} is a {e_type} file, not a shared object",
+            "link it into a shared object: cc -shared -fPIC -o libx.so x.c",
+        ))
+    return problems
+
+
+def _type_problems(info: ElfInfo) -> list[Problem]:
+    if info.type in ("executable", "pie executable"):
+        return [Problem(
+            "not-a-library",
+            f"{show(info.path)!r} is an {info.type}, not a shared object; glibc refuses to "
+            "dlopen executables",
+            "build the plugin with -shared -fPIC (or -buildmode=plugin / c-shared in Go)",
+        )]
+    return []
+
+
+def _needed_problems(info: ElfInfo, env: Mapping[str, str]) -> list[Problem]:
+    problems = []
+    musl = (info.interpreter or "").startswith("/lib/ld-musl") or "libc.so" in info.needed
+    for lib in info.needed:
+        if find_library(lib, info=info, env=env) is not None:
+            continue
+        if musl and lib == "libc.so":
+            problems.append(Problem(
+                "musl",
+                f"{show(info.path)!r} was built against musl libc (Alpine): it needs "
+                "'libc.so', musl's C library, which this glibc system does not have",
+                "build it for glibc (cc here, or zig cc -target x86_64-linux-gnu), or run it "
+                "where musl is installed",
+            ))
+            continue
+        problems.append(Problem(
+            "missing-library",
+            f"{show(info.path)!r} needs {lib!r}, which the loader cannot find (searched "
+            "RPATH, LD_LIBRARY_PATH, RUNPATH, ld.so.cache and the system library folders)",
+            f"install the package that provides {lib}, or put its folder on "
+            "LD_LIBRARY_PATH, or link with -Wl,-rpath,'$ORIGIN' and ship it beside the file",
+        ))
+    return problems
+
+
+def _dlerror_problems(p: Path, dlerror: str, already: list[Problem]) -> list[Problem]:
+    if not dlerror:
+        return []
+    problems = []
+    for symbol in _UNDEFINED.findall(dlerror):
+        problems.append(Problem(
+            "undefined-symbol",
+            f"{show(p)!r} uses the symbol {symbol!r}, which neither it, nor the libraries "
+            "it needs, nor anything loaded globally before it defines",
+            "link the library that defines it (libs=[...] when building), or load that "
+            "library first with RTLD_GLOBAL; check the name for typos",
+        ))
+    for version, needer in _VERSION.findall(dlerror):
+        problems.append(Problem(
+            "missing-version",
+            f"{show(Path(needer))!r} needs symbol version {version!r}, which the libraries "
+            "on this machine do not provide (it was built against a newer library)",
+            "build it on, or for, the oldest system it must run on (zig cc can target "
+            "an older glibc: -target x86_64-linux-gnu.2.28)",
+        ))
+    if not problems and not already:
+        problems.append(Problem(
+            "loader", f"the loader refused {show(p)!r}: {dlerror.strip()}",
+            "read the loader's message; `python -m labkit doctor` checks the set-up",
+        ))
+    return problems
+
+
+def _expand(folder: str, origin: str) -> str:
+    return folder.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
+
+
+def _fits_host(candidate: Path) -> bool:
+    try:
+        header = peek(candidate.resolve())
+    except (ElfError, InputError, OSError):
+        return False
+    return header.e_machine == host_e_machine() and header.elf_class == struct.calcsize("P") * 8
+
+
+def _loaded_libraries() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return found
+    for line in maps.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[5].startswith("/"):
+            found.setdefault(Path(parts[5]).name, Path(parts[5]))
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _ld_cache() -> dict[str, Path]:
+    for ldconfig in ("/sbin/ldconfig", "/usr/sbin/ldconfig"):
+        if os.access(ldconfig, os.X_OK):
+            break
+    else:
+        return {}
+    try:
+        out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, timeout=30,
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    entries: dict[str, Path] = {}
+    for line in out.splitlines():
+        match = re.match(r"\s+(\S+) \(([^)]*)\) => (\S+)", line)
+        if match:
+            entries.setdefault(match[1], Path(match[3]))
+    return entries

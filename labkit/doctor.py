@@ -1,0 +1,137 @@
+"""``python -m labkit doctor``: is everything the lab needs here, and how to fix what is not.
+
+Each check runs the real tool (a compiler builds a real shared object, ``go env`` answers
+for cgo) and reports a version or the one-line fix.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .constants import FIXES
+from .errors import LabkitError
+from .paths import LAB_ROOT
+from .toolchain import find_cc, find_go, find_tool, find_zig, go_env
+
+#: The Python packages the notebooks import, by distribution name.
+PACKAGES = ("cffi", "pyelftools", "pandas", "matplotlib", "ipywidgets", "jupyterlab",
+            "jupyterlab-rise", "nbval")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's table."""
+
+    name: str
+    ok: bool
+    detail: str  # the version when ok, what is wrong otherwise
+    fix: str = ""
+
+
+def run_checks() -> list[Check]:
+    """Every check, in the order the table shows them."""
+    checks = [_python()]
+    checks += [_tool_check(label, probe) for label, probe in _TOOLS]
+    checks += [_package(name, pins) for pins in [_pins()] for name in PACKAGES]
+    return checks
+
+
+def report(checks: list[Check] | None = None) -> str:
+    """The doctor's table as text; the last line says whether the lab is ready."""
+    checks = run_checks() if checks is None else checks
+    width = max(len(c.name) for c in checks) + 2
+    lines = ["What the lab needs:"]
+    for c in checks:
+        mark = "ok " if c.ok else "MISSING"
+        lines.append(f"  [{mark:7}] {c.name:<{width}}{c.detail}")
+        if not c.ok:
+            lines.append(f"  {'':9} {'':<{width}}fix: {c.fix}")
+    missing = [c.name for c in checks if not c.ok]
+    if missing:
+        lines.append(f"{len(missing)} of {len(checks)} checks failed: {', '.join(missing)}.")
+    else:
+        lines.append(f"All {len(checks)} checks passed: the lab is ready.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Print the table; exit status 1 if anything is missing, else 0."""
+    checks = run_checks()
+    print(report(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def _python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    ok = sys.version_info[:2] == (3, 11)
+    return Check("python 3.11", ok, f"Python {version}",
+                 "" if ok else "use Python 3.11, the version environment.yml pins")
+
+
+def _tool_check(label: str, probe: Callable[[], str]) -> Check:
+    try:
+        return Check(label, True, probe())
+    except LabkitError as exc:
+        lines = str(exc).splitlines()
+        fix = next((line[5:] for line in lines if line.startswith("Fix: ")), FIXES.get(label, ""))
+        return Check(label, False, lines[0], fix)
+
+
+def _cc_builds() -> str:
+    cc = find_cc()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text("int probe(void) { return 42; }\n")
+        proc = subprocess.run(
+            [*cc.command, "-shared", "-fPIC", "-o", str(Path(tmp) / "libprobe.so"), str(src)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    if proc.returncode != 0:
+        raise LabkitError(f"cc cannot build a shared object: {proc.stderr.strip()}\n"
+                          f"Fix: {FIXES['cc']}")
+    return cc.version
+
+
+def _cgo() -> str:
+    values = go_env("CGO_ENABLED", "CC")
+    if values["CGO_ENABLED"] != "1":
+        raise LabkitError(f"go reports CGO_ENABLED={values['CGO_ENABLED'] or '0'}\n"
+                          f"Fix: {FIXES['cgo']}")
+    return f"CGO_ENABLED=1, CC={values['CC']}"
+
+
+_TOOLS: list[tuple[str, Callable[[], str]]] = [
+    ("cc", _cc_builds),
+    ("zig", lambda: find_zig().version),
+    ("go", lambda: find_go().version),
+    ("cgo", _cgo),
+    ("abidiff", lambda: find_tool("abidiff").version),
+    ("readelf", lambda: find_tool("readelf").version),
+    ("nm", lambda: find_tool("nm").version),
+]
+
+
+def _package(name: str, pins: dict[str, str]) -> Check:
+    try:
+        version = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        pin = pins.get(name.lower())
+        spec = f"{name}=={pin}" if pin else name
+        return Check(name, False, "not installed", f"run `make lab`, or `pip install {spec}`")
+    return Check(name, True, version)
+
+
+def _pins() -> dict[str, str]:
+    """The ``name==version`` pins of environment.yml's pip section, if the file is here."""
+    try:
+        text = (LAB_ROOT / "environment.yml").read_text()
+    except OSError:
+        return {}
+    return {m[1].lower(): m[2] for m in re.finditer(r"^\s+- ([A-Za-z0-9_.-]+)==(\S+)", text, re.M)}

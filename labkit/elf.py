@@ -1,0 +1,386 @@
+"""Reading ELF files with pyelftools: what a loader needs to know before it maps a file.
+
+:func:`read_elf` returns an :class:`ElfInfo` (class, machine, type, interpreter, needed
+libraries, soname, rpath/runpath, dynamic symbols with binding, visibility and version, the
+symbol versions the file requires). :func:`peek` reads only the identification bytes and
+works on any file. Bad input raises :class:`~labkit.errors.ElfError` naming the cause.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .constants import HOST_MACHINES, MACHINE_NAMES
+from .errors import ElfError, InputError
+from .paths import show
+
+if TYPE_CHECKING:
+    import pandas
+
+ELF_MAGIC = b"\x7fELF"
+_DF_1_PIE = 0x08000000
+_VERSYM_HIDDEN = 0x8000
+# e_machine numbers for peek(): the few a learner meets, the rest shown as numbers
+_E_MACHINE = {3: "EM_386", 40: "EM_ARM", 62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV",
+              21: "EM_PPC64", 22: "EM_S390", 258: "EM_LOONGARCH"}
+_E_TYPE = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core"}
+
+
+@dataclass(frozen=True)
+class Header:
+    """The identification of an ELF file, read from its first 20 bytes."""
+
+    path: Path
+    elf_class: int  # 32 or 64
+    endianness: str  # "little" or "big"
+    e_machine: str  # pyelftools' name, e.g. "EM_X86_64"
+    e_type: str  # "shared object", "executable", ...
+
+    @property
+    def machine(self) -> str:
+        """The machine as people name it (``x86_64``, ``aarch64``)."""
+        return MACHINE_NAMES.get(self.e_machine, self.e_machine)
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One entry of the dynamic symbol table (what ``readelf --dyn-syms`` lists)."""
+
+    name: str
+    type: str  # FUNC, OBJECT, NOTYPE, TLS, GNU_IFUNC
+    binding: str  # GLOBAL, WEAK, LOCAL, GNU_UNIQUE
+    visibility: str  # DEFAULT, HIDDEN, PROTECTED, INTERNAL
+    defined: bool
+    version: str | None = None
+    default_version: bool = False  # name@@VER (default) rather than name@VER
+    size: int = 0
+
+    @property
+    def versioned_name(self) -> str:
+        """``puts@GLIBC_2.2.5`` as readelf and nm write it."""
+        if not self.version:
+            return self.name
+        return f"{self.name}{'@@' if self.default_version else '@'}{self.version}"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section header: name, type (``PROGBITS``, ``DYNSYM``...), flags (``AX``), size."""
+
+    name: str
+    type: str
+    flags: str
+    size: int
+
+
+@dataclass(frozen=True)
+class VersionNeed:
+    """Versions of one needed library's symbols that a file requires (``GLIBC_2.34``...)."""
+
+    library: str
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    """Everything :func:`read_elf` learned about one ELF file."""
+
+    path: Path
+    elf_class: int
+    endianness: str
+    e_machine: str
+    type: str
+    interpreter: str | None
+    needed: tuple[str, ...]
+    soname: str | None
+    rpath: tuple[str, ...]
+    runpath: tuple[str, ...]
+    symbols: tuple[Symbol, ...]
+    version_needs: tuple[VersionNeed, ...]
+    version_defs: tuple[str, ...]
+    sections: tuple[Section, ...] = field(repr=False)
+
+    @property
+    def machine(self) -> str:
+        return MACHINE_NAMES.get(self.e_machine, self.e_machine)
+
+    @property
+    def defined_symbols(self) -> tuple[Symbol, ...]:
+        return tuple(s for s in self.symbols if s.defined)
+
+    @property
+    def undefined_symbols(self) -> tuple[Symbol, ...]:
+        return tuple(s for s in self.symbols if not s.defined)
+
+    @property
+    def exported(self) -> tuple[str, ...]:
+        """Names another object can bind to: defined, global or weak, default or protected."""
+        return tuple(
+            s.name for s in self.symbols
+            if s.defined and s.binding in ("GLOBAL", "WEAK", "GNU_UNIQUE")
+            and s.visibility in ("DEFAULT", "PROTECTED")
+        )
+
+    def symbol(self, name: str) -> Symbol | None:
+        """The dynamic symbol called ``name``, or None."""
+        return next((s for s in self.symbols if s.name == name), None)
+
+    def section_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sections)
+
+    def symbols_frame(self, names: list[str] | None = None) -> "pandas.DataFrame":
+        """The dynamic symbols as a table; ``names`` keeps only those (in that order)."""
+        import pandas as pd
+
+        rows = [s for s in self.symbols if names is None or s.name in names]
+        if names is not None:
+            rows.sort(key=lambda s: names.index(s.name))
+        frame = pd.DataFrame(
+            [(s.name, s.type, s.binding, s.visibility, "yes" if s.defined else "no (UND)",
+              s.version or "") for s in rows],
+            columns=["name", "type", "binding", "visibility", "defined", "version"],
+        )
+        return frame
+
+    def sections_frame(self, names: list[str] | None = None) -> "pandas.DataFrame":
+        """The section headers as a table; ``names`` keeps only those (in file order)."""
+        import pandas as pd
+
+        rows = [s for s in self.sections if names is None or s.name in names]
+        return pd.DataFrame(
+            [(s.name, s.type, s.flags) for s in rows], columns=["section", "type", "flags"]
+        )
+
+    def summary(self) -> str:
+        """A few lines a learner can read: what this file is and what it asks of a loader."""
+        lines = [
+            f"{show(self.path)}: ELF{self.elf_class} {self.endianness}-endian {self.type} "
+            f"for {self.machine}",
+            f"  interpreter: {self.interpreter or '(none)'}",
+            f"  soname:      {self.soname or '(none)'}",
+            f"  needed:      {', '.join(self.needed) or '(none)'}",
+        ]
+        if self.rpath:
+            lines.append(f"  rpath:       {':'.join(self.rpath)}")
+        if self.runpath:
+            lines.append(f"  runpath:     {':'.join(self.runpath)}")
+        return "\n".join(lines)
+
+
+def host_e_machine() -> str:
+    """The e_machine this machine runs natively (``EM_X86_64`` on a PC)."""
+    machine = os.uname().machine
+    return HOST_MACHINES.get(machine, machine)
+
+
+def peek(path: str | os.PathLike[str]) -> Header:
+    """Read only the ELF identification and header fields of ``path``.
+
+    Raises :class:`ElfError` for an empty file, a file that is not ELF, or one too short to
+    hold an ELF header; :class:`InputError` for a missing path or a directory.
+    """
+    p = _existing_file(path)
+    with open(p, "rb") as f:
+        head = f.read(64)
+    _check_magic(p, head)
+    if len(head) < 20:
+        raise ElfError(
+            f"{show(p)!r} is truncated: {len(head)} bytes, shorter than an ELF header",
+            path=p, reason="truncated", fix="rebuild it, or copy it again in full",
+        )
+    elf_class = {1: 32, 2: 64}.get(head[4], 0)
+    endianness = {1: "little", 2: "big"}.get(head[5], "unknown")
+    fmt = "<HH" if endianness == "little" else ">HH"
+    e_type, e_machine = struct.unpack(fmt, head[16:20])
+    return Header(
+        p, elf_class, endianness, _E_MACHINE.get(e_machine, f"EM_{e_machine}"),
+        _E_TYPE.get(e_type, f"type {e_type}"),
+    )
+
+
+def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
+    """Read ``path`` with pyelftools. See :class:`ElfInfo` for what comes back.
+
+    Raises :class:`ElfError` (not ELF, empty, truncated, damaged) or :class:`InputError`
+    (missing path, directory).
+    """
+    from elftools.common.exceptions import ELFError, ELFParseError
+
+    header = peek(path)
+    p = header.path
+    try:
+        with open(p, "rb") as f:
+            return _parse(p, f)
+    except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
+            AttributeError, TypeError) as exc:
+        raise _damaged(p, exc) from exc
+    except Exception as exc:  # construct's StreamError and friends on a cut-off file
+        if type(exc).__module__.startswith(("construct", "elftools")):
+            raise _damaged(p, exc) from exc
+        raise
+
+
+def _damaged(p: Path, exc: BaseException) -> ElfError:
+    size = p.stat().st_size
+    return ElfError(
+        f"{show(p)!r} starts like an ELF file but cannot be read ({size} bytes; "
+        f"pyelftools: {exc}); it is probably truncated or damaged",
+        path=p, reason="truncated", fix="rebuild it, or copy it again in full",
+    )
+
+
+def _existing_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{show(p)!r} does not exist", path=p)
+    if p.is_dir():
+        raise InputError(f"{show(p)!r} is a directory, not an ELF file", path=p)
+    return p
+
+
+def _check_magic(p: Path, head: bytes) -> None:
+    if not head:
+        raise ElfError(
+            f"{show(p)!r} is empty (0 bytes), not an ELF file",
+            path=p, reason="empty",
+            fix="the build or copy that produced it failed: make it again",
+        )
+    if not head.startswith(ELF_MAGIC):
+        if head.startswith(b"\0asm"):
+            what = "a WebAssembly module (load it with a wasm runtime such as wasmtime)"
+        elif head.startswith(b"#!"):
+            what = "a script"
+        elif head.startswith(b"!<arch>"):
+            what = "a static archive (.a): link it into a program, it cannot be loaded"
+        elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+            what = "a text file"
+        else:
+            what = "some other binary format"
+        raise ElfError(
+            f"{show(p)!r} is not an ELF file: it begins with {head[:8]!r}, {what}",
+            path=p, reason="not-elf",
+            fix="point at the real shared object (ELF files begin with b'\\x7fELF')",
+        )
+
+
+def _parse(p: Path, f: Any) -> ElfInfo:
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
+
+    elf = ELFFile(f)
+    interpreter = None
+    for seg in elf.iter_segments():
+        if seg["p_type"] == "PT_INTERP":
+            interpreter = seg.get_interp_name()
+    needed: list[str] = []
+    soname = None
+    rpath: list[str] = []
+    runpath: list[str] = []
+    flags_1 = 0
+    versym = verneed = verdef = None
+    sections: list[Section] = []
+    for sec in elf.iter_sections():
+        sections.append(
+            Section(sec.name, str(sec["sh_type"]).removeprefix("SHT_"),
+                    _section_flags(sec["sh_flags"]), sec["sh_size"])
+        )
+        if isinstance(sec, DynamicSection):
+            for tag in sec.iter_tags():
+                kind = tag.entry.d_tag
+                if kind == "DT_NEEDED":
+                    needed.append(tag.needed)
+                elif kind == "DT_SONAME":
+                    soname = tag.soname
+                elif kind == "DT_RPATH":
+                    rpath.extend(tag.rpath.split(":"))
+                elif kind == "DT_RUNPATH":
+                    runpath.extend(tag.runpath.split(":"))
+                elif kind == "DT_FLAGS_1":
+                    flags_1 = tag.entry.d_val
+        elif isinstance(sec, GNUVerSymSection):
+            versym = sec
+        elif isinstance(sec, GNUVerNeedSection):
+            verneed = sec
+        elif isinstance(sec, GNUVerDefSection):
+            verdef = sec
+
+    names = _version_names(verneed, verdef)
+    symbols = tuple(_dynamic_symbols(elf, versym, names))
+    needs = tuple(
+        VersionNeed(vn.name, tuple(aux.name for aux in auxes))
+        for vn, auxes in (verneed.iter_versions() if verneed is not None else ())
+    )
+    defs = tuple(
+        next(auxes).name
+        for vd, auxes in (verdef.iter_versions() if verdef is not None else ())
+        if not vd["vd_flags"] & 0x1  # VER_FLG_BASE names the file itself
+    )
+    e_type = {"ET_DYN": "shared object", "ET_EXEC": "executable", "ET_REL": "relocatable",
+              "ET_CORE": "core"}.get(elf["e_type"], str(elf["e_type"]))
+    if e_type == "shared object" and (flags_1 & _DF_1_PIE or interpreter):
+        e_type = "pie executable"
+    return ElfInfo(
+        path=p,
+        elf_class=elf.elfclass,
+        endianness="little" if elf.little_endian else "big",
+        e_machine=str(elf["e_machine"]),
+        type=e_type,
+        interpreter=interpreter,
+        needed=tuple(needed),
+        soname=soname,
+        rpath=tuple(rpath),
+        runpath=tuple(runpath),
+        symbols=symbols,
+        version_needs=needs,
+        version_defs=defs,
+        sections=tuple(sections),
+    )
+
+
+def _version_names(verneed: Any, verdef: Any) -> dict[int, str]:
+    names: dict[int, str] = {}
+    if verneed is not None:
+        for _, auxes in verneed.iter_versions():
+            for aux in auxes:
+                names[aux["vna_other"]] = aux.name
+    if verdef is not None:
+        for vd, auxes in verdef.iter_versions():
+            names[vd["vd_ndx"]] = next(auxes).name
+    return names
+
+
+def _dynamic_symbols(elf: Any, versym: Any, names: dict[int, str]) -> Iterator[Symbol]:
+    for table in elf.iter_sections(type="SHT_DYNSYM"):
+        for index, sym in enumerate(table.iter_symbols()):
+            if index == 0:
+                continue
+            version, default = None, False
+            if versym is not None:
+                ndx = versym.get_symbol(index)["ndx"]
+                if isinstance(ndx, int):
+                    hidden = bool(ndx & _VERSYM_HIDDEN)
+                    number = ndx & ~_VERSYM_HIDDEN
+                    # 0 and 1 are VER_NDX_LOCAL and VER_NDX_GLOBAL: unversioned
+                    version = names.get(number) if number > 1 else None
+                    default = sym["st_shndx"] != "SHN_UNDEF" and not hidden
+            yield Symbol(
+                name=sym.name,
+                type=str(sym["st_info"]["type"]).removeprefix("STT_"),
+                binding=str(sym["st_info"]["bind"]).removeprefix("STB_"),
+                visibility=str(sym["st_other"]["visibility"]).removeprefix("STV_"),
+                defined=sym["st_shndx"] != "SHN_UNDEF",
+                version=version,
+                default_version=default,
+                size=sym["st_size"],
+            )
+
+
+def _section_flags(value: int) -> str:
+    # the letters readelf uses for the flags a learner meets
+    letters = ((0x1, "W"), (0x2, "A"), (0x4, "X"), (0x10, "M"), (0x20, "S"), (0x400, "T"))
+    return "".join(letter for bit, letter in letters if value & bit)

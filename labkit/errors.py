@@ -1,0 +1,94 @@
+"""The one error hierarchy of labkit.
+
+Every error labkit raises is a :class:`LabkitError`. Each subclass carries its context as
+attributes (the path, the symbol, the command, the raw text of the tool underneath) and its
+message names the thing, says what went wrong and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+
+class LabkitError(Exception):
+    """Root of every error labkit raises on purpose."""
+
+
+class InputError(LabkitError, ValueError):
+    """An argument that labkit cannot work with: a missing path, a directory, a bad option."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ToolchainError(LabkitError):
+    """A tool the lab needs (a compiler, abidiff, go) is missing or unusable."""
+
+    def __init__(self, tool: str, message: str, *, fix: str) -> None:
+        super().__init__(f"{message}\nFix: {fix}")
+        self.tool = tool
+        self.fix = fix
+
+
+class BuildError(LabkitError):
+    """A compiler or linker refused the source; the compiler's own stderr is kept."""
+
+    def __init__(
+        self, message: str, *, source: str, command: Sequence[str], returncode: int, stderr: str
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.command = tuple(command)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class ElfError(LabkitError):
+    """A file is not an ELF file labkit can read (empty, text, truncated, damaged).
+
+    ``reason`` is a short kind (``empty``, ``not-elf``, ``truncated``), ``what`` the finding
+    and ``fix`` the remedy; the message is both.
+    """
+
+    def __init__(self, what: str, *, path: Path, reason: str, fix: str) -> None:
+        super().__init__(f"{what}\nFix: {fix}")
+        self.path = path
+        self.reason = reason
+        self.what = what
+        self.fix = fix
+
+
+class LoadError(LabkitError):
+    """dlopen refused a file. ``problems`` holds labkit's diagnosis, ``dlerror`` the raw text."""
+
+    def __init__(
+        self, message: str, *, path: Path, dlerror: str, problems: Sequence[object] = ()
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.dlerror = dlerror
+        self.problems = tuple(problems)
+
+
+class SymbolError(LabkitError):
+    """dlsym did not find a symbol in a loaded library, or the library is closed."""
+
+    def __init__(self, message: str, *, path: Path, symbol: str, dlerror: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.symbol = symbol
+        self.dlerror = dlerror
+
+
+class IsolationError(LabkitError):
+    """A child process run by :mod:`labkit.isolate` failed: crashed, timed out or raised.
+
+    ``result`` is the :class:`labkit.isolate.Outcome` with the exit status, the signal and
+    the child's output.
+    """
+
+    def __init__(self, message: str, *, result: object) -> None:
+        super().__init__(message)
+        self.result = result

@@ -1,0 +1,267 @@
+"""Running code that may crash, abort or hang in a child process, so the caller survives.
+
+:func:`run` takes a snippet of Python (a ``str``, run in a fresh interpreter) or a callable
+(run in a forked copy of this process) and returns an :class:`Outcome`: exit status, the
+signal's name if one killed the child, its stdout and stderr, the faulthandler traceback,
+and for a callable its return value or the exception it raised (as plain data). A timeout
+kills the child and everything it started. The notebook's kernel always survives.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .constants import SIGNAL_MEANINGS
+from .errors import InputError, IsolationError
+from .paths import tidy
+
+#: Runs in the child before the snippet: no core files, then the snippet as "<snippet>".
+_BOOT = (
+    "import resource, sys\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "sys.argv = sys.argv[1:]\n"
+    "exec(compile(sys.argv[0], '<snippet>', 'exec'), {'__name__': '__main__'})\n"
+)
+_OUTPUT_LIMIT = 1 << 20  # keep at most 1 MiB of each stream
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a child run by :func:`run`."""
+
+    returncode: int | None  # exit status when it exited, None when a signal killed it
+    signal: str | None  # "SIGSEGV", "SIGABRT", ... when a signal killed it
+    stdout: str
+    stderr: str
+    timed_out: bool
+    seconds: float
+    value: Any = None  # what the callable returned
+    error: Mapping[str, str] | None = None  # {"kind", "message", "traceback"} if it raised
+
+    @property
+    def ok(self) -> bool:
+        """The child finished normally: exit status 0, no signal, no exception, in time."""
+        return self.returncode == 0 and self.error is None and not self.timed_out
+
+    @property
+    def crashed(self) -> bool:
+        """A signal killed the child (and would have killed the caller, in-process)."""
+        return self.signal is not None and not self.timed_out
+
+    @property
+    def fault_traceback(self) -> str:
+        """The Python frames faulthandler printed when the child crashed, addresses removed."""
+        match = re.search(r"Fatal Python error:.*?(?=\n\s*\nExtension modules:|\Z)", self.stderr, re.S)
+        if not match:
+            return ""
+        text = re.sub(r"(Current thread|Thread) 0x[0-9a-f]+", r"\1", match.group(0))
+        text = re.sub(r" \(most recent call first\)", " (most recent call first)", text)
+        return tidy(text.rstrip())
+
+    def summary(self) -> str:
+        """One line: how the child ended, in words."""
+        if self.timed_out:
+            return f"the child was still running at the timeout and was killed ({self.signal})"
+        if self.signal is not None:
+            meaning = SIGNAL_MEANINGS.get(signal.Signals[self.signal], "")
+            return f"the child was killed by {self.signal}" + (f": {meaning}" if meaning else "")
+        if self.error is not None:
+            return f"the child raised {self.error['kind']}: {self.error['message']}"
+        return f"the child exited with status {self.returncode}"
+
+    def check(self) -> "Outcome":
+        """Return self if :attr:`ok`, else raise :class:`IsolationError` carrying self."""
+        if self.ok:
+            return self
+        tail = "\n".join(tidy(self.stderr).strip().splitlines()[-8:])
+        raise IsolationError(
+            f"{self.summary()}." + (f"\nLast lines of its stderr:\n{tail}" if tail else ""),
+            result=self,
+        )
+
+
+def run(
+    target: str | Callable[..., Any],
+    *args: Any,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> Outcome:
+    """Run ``target`` in a child process and report how it ended.
+
+    ``target`` is either Python source (a ``str``, run by a fresh interpreter with
+    faulthandler on; ``env`` adds environment variables, and loader variables such as
+    LD_LIBRARY_PATH work because the process starts with them) or a callable, run in a
+    forked copy of this process with ``args``/``kwargs``; its return value comes back in
+    :attr:`Outcome.value` (it must pickle). ``timeout`` seconds after the start the child
+    and every process it started are killed with SIGKILL.
+
+    Danger: nothing of the child's memory comes back but what it prints and returns.
+    """
+    if timeout <= 0:
+        raise InputError(f"timeout must be positive, not {timeout!r}")
+    if isinstance(target, str):
+        if args or kwargs:
+            raise InputError("a snippet takes no args; format them into the source instead")
+        return _run_snippet(target, timeout, env, cwd)
+    if callable(target):
+        if env is not None:
+            raise InputError(
+                "env= only works with a snippet (a str): the loader reads LD_LIBRARY_PATH "
+                "and friends when a process starts, and a forked child does not start anew"
+            )
+        return _run_forked(target, args, kwargs, timeout, cwd)
+    raise InputError(f"run() takes a str of Python or a callable, not {type(target).__name__}")
+
+
+def _run_snippet(
+    code: str, timeout: float, env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None
+) -> Outcome:
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env["PYTHONFAULTHANDLER"] = "1"
+    argv = [sys.executable, "-c", _BOOT, code]
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=child_env, cwd=cwd, start_new_session=True,
+    )
+    out, err, timed_out = _collect(proc.pid, [proc.stdout, proc.stderr], start + timeout)
+    status = proc.wait()
+    code_, sig = (status, None) if status >= 0 else (None, signal.Signals(-status).name)
+    return Outcome(code_, sig, out.decode(errors="replace"), err.decode(errors="replace"),
+                   timed_out, time.monotonic() - start)
+
+
+def _run_forked(
+    target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+    timeout: float, cwd: str | os.PathLike[str] | None,
+) -> Outcome:
+    pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, result
+    sys.stdout.flush()
+    sys.stderr.flush()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        _child(target, args, kwargs, pipes, cwd)
+    for _, w in pipes:
+        os.close(w)
+    files = [os.fdopen(r, "rb", buffering=0) for r, _ in pipes]
+    out, err, timed_out, result = _collect(pid, files, start + timeout, extra=True)
+    for f in files:
+        f.close()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        code, sig = None, signal.Signals(os.WTERMSIG(status)).name
+    else:
+        code, sig = os.WEXITSTATUS(status), None
+    value, error = None, None
+    if result:
+        try:
+            kind, payload = pickle.loads(result)
+        except Exception as exc:  # noqa: BLE001 - a result we cannot read is reported, not raised
+            kind, payload = "error", {"kind": "ResultError", "message": str(exc), "traceback": ""}
+        if kind == "value":
+            value = payload
+        else:
+            error = payload
+    return Outcome(code, sig, out.decode(errors="replace"), err.decode(errors="replace"),
+                   timed_out, time.monotonic() - start, value, error)
+
+
+def _child(
+    target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+    pipes: list[tuple[int, int]], cwd: str | os.PathLike[str] | None,
+) -> None:
+    status = 70
+    try:
+        import faulthandler
+        import resource
+
+        os.setsid()
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for r, _ in pipes:
+            os.close(r)
+        (_, w_out), (_, w_err), (_, w_res) = pipes
+        os.dup2(w_out, 1)
+        os.dup2(w_err, 2)
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        faulthandler.enable(file=sys.stderr)
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            payload: tuple[str, Any] = ("value", target(*args, **kwargs))
+            status = 0
+        except BaseException as exc:  # noqa: BLE001 - everything the target raises is reported
+            payload = ("error", {"kind": type(exc).__name__, "message": str(exc),
+                                 "traceback": traceback.format_exc()})
+            status = 1
+        try:
+            data = pickle.dumps(payload)
+        except Exception as exc:  # noqa: BLE001 - an unpicklable value is reported as such
+            data = pickle.dumps(("error", {"kind": "ResultError", "message":
+                                f"the return value cannot be sent back: {exc}", "traceback": ""}))
+            status = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w_res, view):]
+    finally:
+        os._exit(status)
+
+
+def _collect(pid: int, streams: list[Any], deadline: float, extra: bool = False) -> Any:
+    """Read the child's pipes until they close or the deadline passes (then kill it)."""
+    buffers = [bytearray() for _ in streams]
+    selector = selectors.DefaultSelector()
+    for index, stream in enumerate(streams):
+        selector.register(stream, selectors.EVENT_READ, index)
+    timed_out = False
+    while selector.get_map():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            _kill_group(pid)
+            break
+        for key, _ in selector.select(timeout=min(remaining, 0.5)):
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                selector.unregister(key.fileobj)
+                continue
+            buf = buffers[key.data]
+            if len(buf) < _OUTPUT_LIMIT or (extra and key.data == 2):
+                buf.extend(chunk)
+    selector.close()
+    if timed_out:  # drain what is left without blocking
+        for index, stream in enumerate(streams):
+            try:
+                os.set_blocking(stream.fileno(), False)
+                buffers[index].extend(os.read(stream.fileno(), _OUTPUT_LIMIT) or b"")
+            except (BlockingIOError, OSError, ValueError):
+                pass
+    if extra:
+        return bytes(buffers[0]), bytes(buffers[1]), timed_out, bytes(buffers[2])
+    return bytes(buffers[0]), bytes(buffers[1]), timed_out
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,65 @@
+"""Where the lab lives, where labkit caches builds, and how paths are shown to a learner.
+
+Notebooks print paths relative to the lab (never absolute temporary paths) so that what a
+cell prints is the same on Binder, in CI and on a laptop. :func:`show` and :func:`tidy` do
+that.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+#: The root of the lab: the folder that holds ``labkit/``, ``notebooks/`` and ``plugins/``.
+LAB_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """The build cache: ``$LABKIT_CACHE``, else ``$XDG_CACHE_HOME/plugin-lab``, else
+    ``~/.cache/plugin-lab``. Created on first use."""
+    base = _cache_root()
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def show(path: str | os.PathLike[str]) -> str:
+    """A path as a learner should read it: relative to the current folder when it is
+    inside it, else relative to the lab, else ``<cache>/...`` or ``<tmp>/...``, else as is."""
+    p = Path(path)
+    absolute = p if p.is_absolute() else Path.cwd() / p
+    anchors = [(Path.cwd(), ""), (LAB_ROOT, "")]
+    anchors.append((_cache_root(), "<cache>/"))
+    anchors.append((Path(tempfile.gettempdir()), "<tmp>/"))
+    for anchor, prefix in anchors:
+        try:
+            rel = absolute.relative_to(anchor)
+        except ValueError:
+            continue
+        return prefix + str(rel)
+    return str(p)
+
+
+def tidy(text: str) -> str:
+    """Replace machine-specific prefixes in tool output (the Python executable, the lab
+    folder, the cache, the temporary folder) with short stable names."""
+    replacements = [
+        (sys.executable, "python"),
+        (str(_cache_root()), "<cache>"),
+        (str(Path.cwd()) + os.sep, ""),
+        (str(LAB_ROOT) + os.sep, ""),
+        (tempfile.gettempdir(), "<tmp>"),
+    ]
+    for old, new in replacements:
+        if old and old != os.sep:
+            text = text.replace(old, new)
+    return text
+
+
+def _cache_root() -> Path:
+    explicit = os.environ.get("LABKIT_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "plugin-lab"

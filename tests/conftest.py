@@ -1,0 +1,77 @@
+"""Shared fixtures: real files of every kind a learner (or a mistake) can hand labkit."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+import labkit
+
+HELLO_C = """
+#include <stdio.h>
+int counter = 0;
+int add(int a, int b) { return a + b; }
+int greet(const char *who) { counter++; return printf("hello, %s\\n", who); }
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh current folder: builds land in ./build inside it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def unique() -> str:
+    """A C comment that makes a source unique, so its build misses the cache."""
+    return f"/* {uuid.uuid4().hex} */\n"
+
+
+@pytest.fixture
+def hello_so(workdir: Path) -> labkit.Artifact:
+    return labkit.build_shared(HELLO_C, "hello")
+
+
+@pytest.fixture(scope="session")
+def aarch64_so(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("aarch64")
+    return labkit.build_shared(
+        "int add(int a, int b) { return a + b; }\n", "arm", target="aarch64-linux-gnu",
+        out_dir=out,
+    ).path
+
+
+@pytest.fixture(scope="session")
+def musl_so(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("musl")
+    return labkit.build_shared(
+        "#include <stdio.h>\nint hi(void) { return puts(\"hi\"); }\n", "muslhi",
+        target="x86_64-linux-musl", out_dir=out,
+    ).path
+
+
+def _bad_inputs(root: Path, real_so: Path) -> dict[str, Path]:
+    text = root / "notes.so"
+    text.write_text("this is a text file, not a library\n")
+    empty = root / "empty.so"
+    empty.write_bytes(b"")
+    truncated = root / "truncated.so"
+    truncated.write_bytes(real_so.read_bytes()[:600])
+    tiny = root / "tiny.so"
+    tiny.write_bytes(b"\x7fELF\x02\x01")
+    folder = root / "folder.so"
+    folder.mkdir()
+    return {"text": text, "empty": empty, "truncated": truncated, "tiny": tiny,
+            "directory": folder, "missing": root / "missing.so"}
+
+
+@pytest.fixture
+def bad(workdir: Path, hello_so: labkit.Artifact) -> dict[str, Path]:
+    """Files that are not loadable libraries, by name: text, empty, truncated, tiny,
+    directory, missing."""
+    root = workdir / "bad"
+    root.mkdir()
+    return _bad_inputs(root, hello_so.path)
