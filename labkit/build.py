@@ -122,9 +122,9 @@ def compile_c(
         )
     tool = find_cc() if target is None else find_zig()
     flags = _flags(kind, target, list(cflags), default_flags)
-    link = [str(x) for x in ldflags] + [_lib_arg(lib) for lib in libs]
+    link = [str(x) for x in ldflags] + [arg for lib in libs for arg in _lib_args(lib)]
     filename = _output_name(base, kind, target)
-    key = _cache_key(text, kind, target, flags, link, tool, libs)
+    key = _cache_key(text, filename, kind, target, flags, link, tool, libs)
 
     cached = cache_dir() / "build" / key[:2] / key / filename
     from_cache = cached.exists()
@@ -170,10 +170,13 @@ def _flags(kind: Kind, target: str | None, extra: list[str], defaults: bool) -> 
     return flags + extra
 
 
-def _lib_arg(lib: str | os.PathLike[str]) -> str:
+def _lib_args(lib: str | os.PathLike[str]) -> list[str]:
+    """``"m"`` links ``-lm``; a file links by name from its folder (``-L<dir> -l:<file>``),
+    so DT_NEEDED records ``libdep.so`` and not the build machine's absolute path."""
     if isinstance(lib, str) and "/" not in lib and not lib.endswith(".so"):
-        return f"-l{lib}"
-    return str(Path(lib).resolve())
+        return [f"-l{lib}"]
+    path = Path(lib).resolve()
+    return [f"-L{path.parent}", f"-l:{path.name}"]
 
 
 def _output_name(base: str, kind: Kind, target: str | None) -> str:
@@ -188,6 +191,7 @@ def _output_name(base: str, kind: Kind, target: str | None) -> str:
 
 def _cache_key(
     text: str,
+    filename: str,
     kind: Kind,
     target: str | None,
     flags: list[str],
@@ -201,7 +205,7 @@ def _cache_key(
         if not isinstance(lib, str) or "/" in lib or lib.endswith(".so")
     }
     material = json.dumps(
-        [text, kind, target, flags, link, tool.identity, linked_files], sort_keys=True
+        [text, filename, kind, target, flags, link, tool.identity, linked_files], sort_keys=True
     )
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 

@@ -155,7 +155,8 @@ def _type_problems(info: ElfInfo) -> list[Problem]:
     if info.type in ("executable", "pie executable"):
         return [Problem(
             "not-a-library",
-            f"{show(info.path)!r} is an {info.type}, not a shared object; glibc refuses to "
+            f"{show(info.path)!r} is {'a' if info.type[0] not in 'aeiou' else 'an'} "
+            f"{info.type}, not a shared object; glibc refuses to "
             "dlopen executables",
             "build the plugin with -shared -fPIC (or -buildmode=plugin / c-shared in Go)",
         )]

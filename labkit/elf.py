@@ -27,6 +27,8 @@ _VERSYM_HIDDEN = 0x8000
 # e_machine numbers for peek(): the few a learner meets, the rest shown as numbers
 _E_MACHINE = {3: "EM_386", 40: "EM_ARM", 62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV",
               21: "EM_PPC64", 22: "EM_S390", 258: "EM_LOONGARCH"}
+# pyelftools names STT_GNU_IFUNC by its range start, STT_LOOS; readelf says IFUNC
+_SYMBOL_TYPES = {"STT_LOOS": "IFUNC", "STT_GNU_IFUNC": "IFUNC"}
 _E_TYPE = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core"}
 
 
@@ -202,6 +204,51 @@ def peek(path: str | os.PathLike[str]) -> Header:
     )
 
 
+def check_complete(path: str | os.PathLike[str]) -> Header:
+    """Check that every loadable segment of ``path`` lies inside the file.
+
+    The loader maps segments straight from the file; touching a page past the end of a
+    truncated file kills the process with SIGBUS. labkit checks this before any dlopen.
+    Raises :class:`ElfError` (reason ``truncated``) when a segment runs past the end.
+    """
+    header = peek(path)
+    p = header.path
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        data = f.read(64)
+        end = "<" if header.endianness == "little" else ">"
+        if header.elf_class == 64:
+            phoff, = struct.unpack(end + "Q", data[32:40])
+            phentsize, phnum = struct.unpack(end + "HH", data[54:58])
+            entry = struct.Struct(end + "IIQQQQQQ")  # type, flags, offset, vaddr, paddr, filesz
+        else:
+            phoff, = struct.unpack(end + "I", data[28:32])
+            phentsize, phnum = struct.unpack(end + "HH", data[42:46])
+            entry = struct.Struct(end + "IIIIIIII")  # type, offset, vaddr, paddr, filesz
+        table_end = phoff + phentsize * phnum
+        if len(data) < 58 or table_end > size:
+            raise _truncated(p, size, table_end, "its program header table")
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    for i in range(phnum):
+        fields = entry.unpack_from(table, i * phentsize)
+        if header.elf_class == 64:
+            p_type, p_offset, p_filesz = fields[0], fields[2], fields[5]
+        else:
+            p_type, p_offset, p_filesz = fields[0], fields[1], fields[4]
+        if p_type == 1 and p_offset + p_filesz > size:  # PT_LOAD
+            raise _truncated(p, size, p_offset + p_filesz, f"loadable segment {i}")
+    return header
+
+
+def _truncated(p: Path, size: int, needed: int, what: str) -> ElfError:
+    return ElfError(
+        f"{show(p)!r} is truncated: {what} ends at byte {needed}, but the file has only "
+        f"{size} bytes (mapping it would kill the process with SIGBUS)",
+        path=p, reason="truncated", fix="rebuild it, or copy it again in full",
+    )
+
+
 def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     """Read ``path`` with pyelftools. See :class:`ElfInfo` for what comes back.
 
@@ -210,8 +257,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     """
     from elftools.common.exceptions import ELFError, ELFParseError
 
-    header = peek(path)
-    p = header.path
+    p = check_complete(path).path
     try:
         with open(p, "rb") as f:
             return _parse(p, f)
@@ -367,10 +413,13 @@ def _dynamic_symbols(elf: Any, versym: Any, names: dict[int, str]) -> Iterator[S
                     number = ndx & ~_VERSYM_HIDDEN
                     # 0 and 1 are VER_NDX_LOCAL and VER_NDX_GLOBAL: unversioned
                     version = names.get(number) if number > 1 else None
+                    if version == sym.name:  # the symbol that names a version definition
+                        version = None
                     default = sym["st_shndx"] != "SHN_UNDEF" and not hidden
             yield Symbol(
                 name=sym.name,
-                type=str(sym["st_info"]["type"]).removeprefix("STT_"),
+                type=_SYMBOL_TYPES.get(str(sym["st_info"]["type"]),
+                                       str(sym["st_info"]["type"]).removeprefix("STT_")),
                 binding=str(sym["st_info"]["bind"]).removeprefix("STB_"),
                 visibility=str(sym["st_other"]["visibility"]).removeprefix("STV_"),
                 defined=sym["st_shndx"] != "SHN_UNDEF",

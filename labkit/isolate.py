@@ -134,12 +134,12 @@ def _run_snippet(
     child_env["PYTHONFAULTHANDLER"] = "1"
     argv = [sys.executable, "-c", _BOOT, code]
     start = time.monotonic()
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=child_env, cwd=cwd, start_new_session=True,
-    )
-    out, err, timed_out = _collect(proc.pid, [proc.stdout, proc.stderr], start + timeout)
-    status = proc.wait()
+    ) as proc:
+        out, err, timed_out = _collect(proc.pid, [proc.stdout, proc.stderr], start + timeout)
+        status = proc.wait()
     code_, sig = (status, None) if status >= 0 else (None, signal.Signals(-status).name)
     return Outcome(code_, sig, out.decode(errors="replace"), err.decode(errors="replace"),
                    timed_out, time.monotonic() - start)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .constants import RTLD
-from .diagnose import diagnose_load
-from .errors import InputError, LoadError, SymbolError
+from .diagnose import Problem, diagnose_load
+from .elf import check_complete
+from .errors import ElfError, InputError, LoadError, SymbolError
 from .paths import show, tidy
 
 _CDEF = """
@@ -231,6 +232,15 @@ def _loader_name(path: str | os.PathLike[str]) -> str:
 
 
 def _open(target: str, flags: int, *, display: str) -> Library:
+    if "/" in target:
+        try:
+            check_complete(target)
+        except ElfError as exc:
+            if exc.reason == "truncated":  # dlopen would map past the end: SIGBUS
+                problem = Problem(exc.reason, exc.what, exc.fix)
+                raise _load_error(display, Path(target), "", [problem], called=False) from None
+        except InputError:
+            pass  # missing or a directory: dlopen reports it safely, the diagnosis explains
     ffi, lib = _dl()
     with _lock:
         _dlerror(lib, ffi)
@@ -242,9 +252,13 @@ def _open(target: str, flags: int, *, display: str) -> Library:
     return Library(Path(target), handle, flags, display)
 
 
-def _load_error(display: str, path: Path, err: str, problems: list[Any]) -> LoadError:
+def _load_error(
+    display: str, path: Path, err: str, problems: list[Any], *, called: bool = True
+) -> LoadError:
     lines = [f"cannot load {display!r}:"]
     lines += [f"- {problem}" for problem in problems]
     if err:
         lines.append(f"(dlerror: {tidy(err)})")
+    elif not called:
+        lines.append("(labkit did not call dlopen: it would have crashed this process)")
     return LoadError("\n".join(lines), path=path, dlerror=err, problems=problems)

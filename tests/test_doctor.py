@@ -1,0 +1,46 @@
+"""python -m labkit doctor and the command line, run as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LAB = Path(__file__).resolve().parent.parent
+
+
+def labkit_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True, text=True,
+                          cwd=LAB, env=env, timeout=120)
+
+
+def test_doctor_passes_after_setup() -> None:
+    proc = labkit_cli("doctor")
+    assert proc.returncode == 0, proc.stdout
+    assert "MISSING" not in proc.stdout
+    for name in ("cc", "zig", "go", "cgo", "abidiff", "readelf", "cffi", "pyelftools", "nbval"):
+        assert f"] {name} " in proc.stdout
+    assert proc.stdout.rstrip().endswith("checks passed: the lab is ready.")
+
+
+def test_doctor_names_the_fix_and_exits_1(tmp_path: Path) -> None:
+    # a PATH with cc and go but without abidiff, readelf or nm
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cc", "gcc", "as", "ld"):
+        real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        if real:
+            os.symlink(real, bin_dir / tool)
+    env = dict(os.environ, PATH=str(bin_dir))
+    proc = labkit_cli("doctor", env=env)
+    assert proc.returncode == 1
+    assert "[MISSING] abidiff" in proc.stdout
+    assert "fix: install libabigail's tools: `apt-get install abigail-tools`" in proc.stdout
+    assert "checks failed: abidiff, readelf, nm." in proc.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert labkit_cli().returncode == 2
+    proc = labkit_cli("frobnicate")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr

@@ -1,0 +1,139 @@
+"""labkit.elf against GNU readelf and nm on the same files, and on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit import binutils
+
+from .conftest import HELLO_C
+
+LIBM = Path("/usr/lib/x86_64-linux-gnu/libm.so.6")
+
+# A library with a version script: defined symbols carry versions (name@@V2, name@V1)
+VERSIONED_C = """
+int old_api(void) { return 1; }
+int new_api(void) { return 2; }
+__asm__(".symver old_api, api@V1");
+__asm__(".symver new_api, api@@V2");
+static int hidden_helper(void) { return 3; }
+__attribute__((visibility("hidden"))) int internal(void) { return hidden_helper(); }
+__attribute__((visibility("protected"))) int guarded(void) { return 4; }
+"""
+
+
+@pytest.fixture
+def elf_files(workdir: Path, hello_so: labkit.Artifact, aarch64_so: Path, musl_so: Path) -> dict[str, Path]:
+    script = workdir / "vers.map"
+    script.write_text("V1 { global: api; local: *; };\nV2 { global: api; guarded; } V1;\n")
+    versioned = labkit.build_shared(
+        VERSIONED_C, "versioned", ldflags=[f"-Wl,--version-script={script}", "-Wl,-soname,libversioned.so.2"]
+    )
+    dep = labkit.build_shared("int dep(void) { return 1; }\n", "dep")
+    user = labkit.build_shared(
+        "int dep(void);\nint use(void) { return dep(); }\n", "user",
+        libs=[dep.path], ldflags=["-Wl,-rpath,$ORIGIN/lib", "-Wl,--enable-new-dtags"],
+    )
+    exe = labkit.build_executable('#include <stdio.h>\nint main(void){return puts("x");}\n', "prog")
+    files = {"hello": hello_so.path, "versioned": versioned.path, "user": user.path,
+             "exe": exe.path, "aarch64": aarch64_so, "musl": musl_so}
+    if LIBM.exists():
+        files["libm"] = LIBM
+    return files
+
+
+ALL = ["hello", "versioned", "user", "exe", "aarch64", "musl", "libm"]
+
+
+@pytest.mark.parametrize("which", ALL)
+def test_dynamic_symbols_match_readelf(elf_files: dict[str, Path], which: str) -> None:
+    if which not in elf_files:
+        pytest.skip(f"{LIBM} is not on this machine")
+    path = elf_files[which]
+    ours = sorted((s.name, s.type, s.binding, s.visibility, s.defined, s.version)
+                  for s in labkit.read_elf(path).symbols)
+    theirs = sorted((s.name, s.type, s.binding, s.visibility, s.defined, s.version)
+                    for s in binutils.readelf_dynamic_symbols(path))
+    assert ours and ours == theirs
+
+
+@pytest.mark.parametrize("which", ALL)
+def test_dynamic_section_and_header_match_readelf(elf_files: dict[str, Path], which: str) -> None:
+    if which not in elf_files:
+        pytest.skip(f"{LIBM} is not on this machine")
+    path = elf_files[which]
+    info = labkit.read_elf(path)
+    dyn = binutils.readelf_dynamic(path)
+    assert list(info.needed) == dyn["NEEDED"]
+    assert ([info.soname] if info.soname else []) == dyn["SONAME"]
+    assert list(info.runpath) == dyn["RUNPATH"] and list(info.rpath) == dyn["RPATH"]
+    header = binutils.readelf_header(path)
+    assert header["Class"] == f"ELF{info.elf_class}"
+    readelf_type = {"shared object": "DYN (Shared object file)",
+                    "pie executable": "DYN (Position-Independent Executable file)",
+                    "executable": "EXEC (Executable file)"}[info.type]
+    assert header["Type"] == readelf_type
+    assert info.interpreter == binutils.readelf_interpreter(path)
+
+
+def test_what_the_files_are(elf_files: dict[str, Path]) -> None:
+    read = {k: labkit.read_elf(p) for k, p in elf_files.items()}
+    assert read["aarch64"].machine == "aarch64" and read["hello"].machine == "x86_64"
+    assert read["musl"].needed == ("libc.so",)
+    assert read["exe"].type == "pie executable" and read["exe"].interpreter
+    assert read["user"].runpath == ("$ORIGIN/lib",) and read["user"].needed[0] == "libdep.so"
+    v = read["versioned"]
+    assert v.soname == "libversioned.so.2" and v.version_defs == ("V1", "V2")
+    api = sorted(s.versioned_name for s in v.symbols if s.name == "api")
+    assert api == ["api@@V2", "api@V1"]
+    assert "internal" not in v.exported and "guarded" in v.exported
+    puts = read["hello"].symbol("printf")
+    assert puts is not None and not puts.defined and puts.version and puts.version.startswith("GLIBC_")
+    assert any(n.library == "libc.so.6" for n in read["hello"].version_needs)
+
+
+def test_exported_names_match_nm(hello_so: labkit.Artifact) -> None:
+    ours = set(labkit.read_elf(hello_so.path).exported)
+    theirs = {name.split("@")[0] for kind, name in binutils.nm_dynamic(hello_so.path, defined_only=True)}
+    assert ours == theirs and {"add", "greet", "counter"} <= ours
+
+
+def test_visibility_hidden_removes_symbols(workdir: Path) -> None:
+    src = HELLO_C.replace("int add(", '__attribute__((visibility("default"))) int add(')
+    hidden = labkit.build_shared(src, "hid", cflags=["-fvisibility=hidden"])
+    assert set(labkit.read_elf(hidden.path).exported) == {"add"}
+
+
+def test_frames_for_notebooks(hello_so: labkit.Artifact) -> None:
+    info = labkit.read_elf(hello_so.path)
+    frame = info.symbols_frame(["greet", "add", "printf"])
+    assert list(frame["name"]) == ["greet", "add", "printf"]
+    assert list(frame["defined"]) == ["yes", "yes", "no (UND)"]
+    assert ".dynsym" in set(info.sections_frame()["section"])
+    assert info.summary().startswith("build/libhello.so: ELF64 little-endian shared object for x86_64")
+
+
+@pytest.mark.parametrize(
+    ("which", "error", "message"),
+    [
+        pytest.param("text", labkit.ElfError, r"'bad/notes\.so' is not an ELF file: it begins with b'this is .*a text file(?s:.*)Fix:", id="text"),
+        pytest.param("empty", labkit.ElfError, r"'bad/empty\.so' is empty \(0 bytes\)(?s:.*)Fix:", id="empty"),
+        pytest.param("truncated", labkit.ElfError, r"'bad/truncated\.so' is truncated: .* ends at byte \d+, but the file has only 600 bytes(?s:.*)SIGBUS(?s:.*)Fix: rebuild", id="truncated"),
+        pytest.param("tiny", labkit.ElfError, r"'bad/tiny\.so' is truncated: 6 bytes", id="tiny"),
+        pytest.param("directory", labkit.InputError, r"'bad/folder\.so' is a directory", id="directory"),
+        pytest.param("missing", labkit.InputError, r"'bad/missing\.so' does not exist", id="missing"),
+    ],
+)
+def test_bad_input(bad: dict[str, Path], which: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        labkit.read_elf(bad[which])
+
+
+def test_wasm_is_named_as_such(workdir: Path) -> None:
+    wasm = labkit.build_shared("int f(void){return 1;}\n", "w", target="wasm32-freestanding")
+    with pytest.raises(labkit.ElfError, match="a WebAssembly module") as info:
+        labkit.peek(wasm.path)
+    assert info.value.reason == "not-elf"
