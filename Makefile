@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := $(shell grep -v '^\s*\#' binder/apt.txt)
-NBVAL := $(BIN)/pytest --nbval --sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
+NBVAL := $(BIN)/pytest --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: lab test setup system-packages python-env test-code test-notebooks test-binder notebooks check clean

@@ -6,9 +6,11 @@ will not load (:func:`diagnose_load`), and run whatever may crash in a child pro
 (:func:`run_isolated`). Notebooks import only what this module exports.
 """
 
+from .binutils import nm_dynamic, readelf_dynamic_symbols, readelf_header
 from .build import Artifact, build_executable, build_shared, compile_c
 from .constants import RTLD
 from .diagnose import Problem, diagnose_load, find_library
+from .doctor import report as doctor_report
 from .elf import ElfInfo, Header, Section, Symbol, VersionNeed, peek, read_elf
 from .errors import (
     BuildError,
@@ -21,8 +23,9 @@ from .errors import (
     ToolchainError,
 )
 from .isolate import Outcome
+from .lab import NotebookEntry, notebook_map, print_map
 from .isolate import run as run_isolated
-from .load import Function, Library, is_mapped, load, load_fresh
+from .load import Function, Library, c_string, is_mapped, load, load_fresh
 from .paths import LAB_ROOT, show, tidy
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "IsolationError",
     "LabkitError",
     "Library",
+    "NotebookEntry",
     "LoadError",
     "Outcome",
     "Problem",
@@ -48,14 +52,21 @@ __all__ = [
     "VersionNeed",
     "build_executable",
     "build_shared",
+    "c_string",
     "compile_c",
     "diagnose_load",
+    "doctor_report",
     "find_library",
     "is_mapped",
     "load",
     "load_fresh",
+    "nm_dynamic",
+    "notebook_map",
     "peek",
+    "print_map",
     "read_elf",
+    "readelf_dynamic_symbols",
+    "readelf_header",
     "run_isolated",
     "show",
     "tidy",

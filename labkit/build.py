@@ -49,6 +49,16 @@ class Artifact:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    @property
+    def command_line(self) -> str:
+        """The compiler command as a learner would type it (``cc -O2 ... -o libx.so x.c``)."""
+        words = list(self.command)
+        if len(words) > 2 and words[1:3] == ["-m", "ziglang"]:
+            words = ["zig", *words[3:]]
+        else:
+            words[0] = Path(words[0]).name
+        return " ".join(words)
+
     def __str__(self) -> str:
         return show(self.path)
 
@@ -120,6 +130,8 @@ def compile_c(
             f"unknown target {target!r}: labkit builds for {', '.join(ZIG_TARGETS)} "
             "with zig cc, or for this machine with target=None"
         )
+    if origin is None:
+        display_name = f"{base}.c"  # the file the compiler sees, and names in its messages
     tool = find_cc() if target is None else find_zig()
     flags = _flags(kind, target, list(cflags), default_flags)
     link = [str(x) for x in ldflags] + [arg for lib in libs for arg in _lib_args(lib)]
@@ -145,7 +157,7 @@ def _read_source(source: str | os.PathLike[str]) -> tuple[str, str, str | None]:
                 f"{source!r} looks like a file name, but a str is read as C source text; "
                 "pass pathlib.Path(...) to compile a file"
             )
-        return source, "<source text>", None
+        return source, "", None
     path = Path(source)
     if not path.exists():
         raise InputError(f"C source {show(path)!r} does not exist", path=path)
@@ -256,11 +268,7 @@ def _compile(
                 source=display_name, command=command, returncode=-1, stderr="",
             ) from None
         if proc.returncode != 0:
-            raise BuildError(
-                _failure_message(tool, display_name, base, proc.returncode, proc.stderr),
-                source=display_name, command=command,
-                returncode=proc.returncode, stderr=proc.stderr,
-            )
+            raise _failure(tool, display_name, base, origin, command, proc.returncode, proc.stderr)
         cached.parent.parent.mkdir(parents=True, exist_ok=True)
         staged = workdir / "out"
         staged.mkdir()
@@ -273,16 +281,27 @@ def _compile(
     return command
 
 
-def _failure_message(tool: Tool, display: str, base: str, code: int, stderr: str) -> str:
+def _failure(
+    tool: Tool, display: str, base: str, origin: str | None,
+    command: tuple[str, ...], code: int, stderr: str,
+) -> BuildError:
     shown = tidy(stderr)
-    if display != "<source text>":  # the compiler saw a copy named <base>.c: name the real file
+    if origin is not None:  # the compiler saw a copy named <base>.c: name the real file
         shown = shown.replace(f"{base}.c:", f"{display}:")
-    hints = [hint for needle, hint in BUILD_HINTS if needle in stderr]
-    fix = hints[0] if hints else "correct the source at the line the compiler names above"
-    return (
+    lines = shown.splitlines()
+    matched = [(needle, hint) for needle, hint in BUILD_HINTS if needle in stderr]
+    if matched:
+        fix = matched[0][1]
+        diagnosis = next(line for line in lines if matched[0][0] in line)
+    else:
+        fix = "correct the source at the line the compiler names above"
+        diagnosis = next((line for line in lines if "error" in line), lines[0] if lines else "")
+    message = (
         f"{tool.name} could not build {display!r} (exit status {code}).\n"
         f"{shown.rstrip()}\nFix: {fix}"
     )
+    return BuildError(message, source=display, command=command, returncode=code,
+                      stderr=stderr, diagnosis=diagnosis.strip(), fix=fix)
 
 
 def _install(cached: Path, out: Path) -> None:

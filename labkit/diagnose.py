@@ -109,7 +109,7 @@ def find_library(
         candidate = Path(folder) / name
         if candidate.is_file() and _fits_host(candidate):
             return candidate
-    loaded = _loaded_libraries().get(name)
+    loaded = _loaded_sonames().get(name)
     if loaded is not None:
         return loaded
     cached = _ld_cache().get(name)
@@ -140,7 +140,7 @@ def _header_problems(p: Path, elf_class: int, e_machine: str, e_type: str) -> li
             f"{show(p)!r} holds {theirs} code; this machine runs {ours}. (The loader "
             "skips it and says 'No such file or directory', although the file is there.)",
             f"rebuild it for {ours} (cc here, or zig cc -target {ours}-linux-gnu), "
-            f"or run it on a {theirs} machine",
+            f"or run it on a machine that runs {theirs}",
         ))
     if e_type in ("relocatable", "core"):
         problems.append(Problem(
@@ -228,7 +228,9 @@ def _fits_host(candidate: Path) -> bool:
     return header.e_machine == host_e_machine() and header.elf_class == struct.calcsize("P") * 8
 
 
-def _loaded_libraries() -> dict[str, Path]:
+def _loaded_sonames() -> dict[str, Path]:
+    """Libraries mapped into this process, by SONAME: a bare name that matches one is
+    satisfied without a search (glibc matches sonames, not file names)."""
     found: dict[str, Path] = {}
     try:
         maps = Path("/proc/self/maps").read_text()
@@ -236,9 +238,24 @@ def _loaded_libraries() -> dict[str, Path]:
         return found
     for line in maps.splitlines():
         parts = line.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/"):
-            found.setdefault(Path(parts[5]).name, Path(parts[5]))
+        if len(parts) == 6 and parts[5].startswith("/") and ".so" in parts[5]:
+            path = Path(parts[5])
+            try:
+                soname = _soname(str(path), path.stat().st_mtime_ns)
+            except OSError:
+                continue
+            if soname:
+                found.setdefault(soname, path)
     return found
+
+
+@functools.lru_cache(maxsize=512)
+def _soname(path: str, mtime: int) -> str | None:
+    del mtime  # part of the cache key only
+    try:
+        return read_elf(path).soname
+    except (ElfError, InputError, OSError):
+        return None
 
 
 @functools.lru_cache(maxsize=1)

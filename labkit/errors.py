@@ -33,16 +33,29 @@ class ToolchainError(LabkitError):
 
 
 class BuildError(LabkitError):
-    """A compiler or linker refused the source; the compiler's own stderr is kept."""
+    """A compiler or linker refused the source; the compiler's own stderr is kept.
+
+    ``diagnosis`` is the compiler's line that says what went wrong, ``fix`` the remedy.
+    """
 
     def __init__(
-        self, message: str, *, source: str, command: Sequence[str], returncode: int, stderr: str
+        self,
+        message: str,
+        *,
+        source: str,
+        command: Sequence[str],
+        returncode: int,
+        stderr: str,
+        diagnosis: str = "",
+        fix: str = "",
     ) -> None:
         super().__init__(message)
         self.source = source
         self.command = tuple(command)
         self.returncode = returncode
         self.stderr = stderr
+        self.diagnosis = diagnosis
+        self.fix = fix
 
 
 class ElfError(LabkitError):

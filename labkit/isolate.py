@@ -66,6 +66,7 @@ class Outcome:
         if not match:
             return ""
         text = re.sub(r"(Current thread|Thread) 0x[0-9a-f]+", r"\1", match.group(0))
+        text = re.sub(r'\n\s+File "<string>", line \d+ in <module>', "", text)  # _BOOT's frame
         text = re.sub(r" \(most recent call first\)", " (most recent call first)", text)
         return tidy(text.rstrip())
 

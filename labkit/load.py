@@ -262,3 +262,14 @@ def _load_error(
     elif not called:
         lines.append("(labkit did not call dlopen: it would have crashed this process)")
     return LoadError("\n".join(lines), path=path, dlerror=err, problems=problems)
+
+
+def c_string(value: Any) -> str:
+    """A C ``char *`` returned by a plugin, as a Python str (NULL gives ``""``).
+
+    The bytes are copied; who frees the C memory is the plugin API's business.
+    """
+    ffi, _ = _dl()
+    if value == ffi.NULL:
+        return ""
+    return ffi.string(value).decode(errors="replace")

@@ -104,7 +104,9 @@ def _cached_first_line(path: str, mtime: int, args: tuple[str, ...]) -> str:
     del mtime  # part of the cache key only: a reinstalled tool is asked again
     text = _run((path, *args))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else "(no version printed)"
+    if not lines:
+        return "(no version printed)"
+    return lines[0].removeprefix(f"{path}: ")  # abidiff prefixes its own path
 
 
 def _run(argv: tuple[str, ...]) -> str:

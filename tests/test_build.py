@@ -65,13 +65,16 @@ def test_syntax_error_names_the_line_and_keeps_stderr(workdir: Path, unique: str
     with pytest.raises(labkit.BuildError, match=r"(?s)could not build.*broken\.c:3:.*error.*Fix:") as info:
         labkit.build_shared(unique + "int ok(void) { return 1; }\nint bad(void) { return }\n", "broken")
     assert info.value.returncode != 0 and "error" in info.value.stderr
+    assert info.value.diagnosis.startswith("broken.c:3:")
     assert info.value.command[0].endswith("cc")
 
 
 def test_missing_fpic_gets_the_fpic_hint(workdir: Path, unique: str) -> None:
     source = unique + "int counter;\nint bump(void) { return ++counter; }\n"
-    with pytest.raises(labkit.BuildError, match=r"recompile with -fPIC(?s:.*)Fix: build position-independent code"):
+    with pytest.raises(labkit.BuildError, match=r"recompile with -fPIC(?s:.*)Fix: build position-independent code") as info:
         compile_c(source, name="nopic", default_flags=False, cflags=["-fno-pic", "-shared"])
+    assert "recompile with -fPIC" in info.value.diagnosis
+    assert info.value.fix == "build position-independent code: add -fPIC to cflags"
 
 
 def test_file_errors_name_the_real_file(workdir: Path) -> None:

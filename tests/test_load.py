@@ -155,6 +155,17 @@ def test_bare_names_use_the_search_path(workdir: Path) -> None:
         labkit.load("libnothere.so.9")
 
 
+def test_a_loaded_library_is_found_by_soname_not_file_name(workdir: Path, unique: str) -> None:
+    plain = labkit.build_shared(unique + "int p(void) { return 1; }\n", "plainname")
+    named = labkit.build_shared(unique + "int q(void) { return 2; }\n", "withsoname",
+                                ldflags=["-Wl,-soname,libwithsoname.so.1"])
+    labkit.load(plain.path)
+    labkit.load(named.path)
+    with pytest.raises(labkit.LoadError, match=r"'libplainname\.so' is not on the loader's search path"):
+        labkit.load("libplainname.so")  # glibc does not match a loaded file by its file name
+    assert labkit.load("libwithsoname.so.1").function("q", "int(void)")() == 2  # but by soname
+
+
 def test_ld_library_path_is_honoured(workdir: Path, unique: str) -> None:
     dep = labkit.build_shared(unique + "int z(void) { return 1; }\n", "zdep", out_dir="elsewhere")
     user = labkit.build_shared(unique + "int z(void);\nint w(void) { return z(); }\n", "zuser", libs=[dep.path])

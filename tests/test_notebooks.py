@@ -1,0 +1,61 @@
+"""The notebooks as files: names, slide metadata, executed in order, portable outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import labkit
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
+
+
+def load(path: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_numbered_from_00_without_gaps() -> None:
+    names = [p.name for p in NOTEBOOKS]
+    assert names[0] == "00-start-here.ipynb"
+    assert all(re.fullmatch(r"\d\d-[a-z0-9-]+\.ipynb", n) for n in names), names
+    assert [int(n[:2]) for n in names] == list(range(len(names)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_is_a_slide_part(path: Path) -> None:
+    cells = load(path)["cells"]
+    kinds = [c["metadata"].get("slideshow", {}).get("slide_type") for c in cells]
+    assert all(k in SLIDE_TYPES for k in kinds), kinds
+    assert kinds[0] == "slide"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ran_in_order_from_a_fresh_kernel(path: Path) -> None:
+    code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
+    errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+    assert errors == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_outputs_hold_no_machine_paths(path: Path) -> None:
+    text = json.dumps([c.get("outputs", []) for c in load(path)["cells"]])
+    for leak in ("/tmp/", "/root/", "/home/", str(labkit.LAB_ROOT)):
+        assert leak not in text, f"{path.name} stores {leak!r} in an output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_shape_title_goals_time_summary(path: Path) -> None:
+    cells = load(path)["cells"]
+    first = "".join(cells[0]["source"])
+    assert first.startswith("# ") and re.search(r"\*\*Time:\*\* \d+ minutes", first)
+    assert any("## What just happened" in "".join(c["source"]) for c in cells)
+
+
+def test_the_map_lists_every_notebook() -> None:
+    assert [e.file for e in labkit.notebook_map()] == [p.name for p in NOTEBOOKS]
+    assert all(e.minutes for e in labkit.notebook_map())
