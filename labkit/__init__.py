@@ -23,8 +23,8 @@ from .errors import (
     ToolchainError,
 )
 from .isolate import Outcome
-from .lab import NotebookEntry, notebook_map, print_map
 from .isolate import run as run_isolated
+from .lab import NotebookEntry, notebook_map, print_map
 from .load import Function, Library, c_string, is_mapped, load, load_fresh
 from .paths import LAB_ROOT, show, tidy
 

@@ -81,11 +81,14 @@ def readelf_header(path: str | os.PathLike[str]) -> dict[str, str]:
 
 def readelf_interpreter(path: str | os.PathLike[str]) -> str | None:
     """The program interpreter ``readelf -l`` reports, or None."""
-    match = re.search(r"\[Requesting program interpreter: (.*)\]", run("readelf", "-l", "-W", path))
+    headers = run("readelf", "-l", "-W", path)
+    match = re.search(r"\[Requesting program interpreter: (.*)\]", headers)
     return match[1] if match else None
 
 
-def nm_dynamic(path: str | os.PathLike[str], *, defined_only: bool = False) -> list[tuple[str, str]]:
+def nm_dynamic(
+    path: str | os.PathLike[str], *, defined_only: bool = False
+) -> list[tuple[str, str]]:
     """``nm -D``: (type letter, name) pairs, addresses left out (they differ by compiler)."""
     args = ["-D", "--defined-only", path] if defined_only else ["-D", path]
     pairs = []

@@ -16,9 +16,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from .constants import BUILD_HINTS, ZIG_TARGETS
 from .errors import BuildError, InputError
@@ -144,7 +145,9 @@ def compile_c(
     if from_cache:
         command = _command(tool, target, flags, f"{base}.c", filename, link)
     else:
-        command = _compile(text, base, display_name, origin, tool, target, flags, link, filename, cached)
+        command = _compile(
+            text, base, display_name, origin, tool, target, flags, link, filename, cached
+        )
     out = Path(out_dir) / filename
     _install(cached, out)
     return Artifact(out, kind, target or "native", command, key, from_cache)

@@ -14,9 +14,9 @@ import os
 import re
 import struct
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .constants import DEFAULT_LIBRARY_DIRS, MACHINE_NAMES
 from .elf import ElfInfo, host_e_machine, peek, read_elf

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .constants import HOST_MACHINES, MACHINE_NAMES
 from .errors import ElfError, InputError
@@ -134,7 +135,7 @@ class ElfInfo:
     def section_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.sections)
 
-    def symbols_frame(self, names: list[str] | None = None) -> "pandas.DataFrame":
+    def symbols_frame(self, names: list[str] | None = None) -> pandas.DataFrame:
         """The dynamic symbols as a table; ``names`` keeps only those (in that order)."""
         import pandas as pd
 
@@ -148,7 +149,7 @@ class ElfInfo:
         )
         return frame
 
-    def sections_frame(self, names: list[str] | None = None) -> "pandas.DataFrame":
+    def sections_frame(self, names: list[str] | None = None) -> pandas.DataFrame:
         """The section headers as a table; ``names`` keeps only those (in file order)."""
         import pandas as pd
 
@@ -320,6 +321,7 @@ def _parse(p: Path, f: Any) -> ElfInfo:
 
     elf = ELFFile(f)
     interpreter = None
+    seg: Any  # pyelftools adds get_interp_name() to PT_INTERP segments at run time
     for seg in elf.iter_segments():
         if seg["p_type"] == "PT_INTERP":
             interpreter = seg.get_interp_name()
@@ -336,6 +338,7 @@ def _parse(p: Path, f: Any) -> ElfInfo:
                     _section_flags(sec["sh_flags"]), sec["sh_size"])
         )
         if isinstance(sec, DynamicSection):
+            tag: Any  # pyelftools sets .needed, .soname, .rpath, .runpath at run time
             for tag in sec.iter_tags():
                 kind = tag.entry.d_tag
                 if kind == "DT_NEEDED":
@@ -358,7 +361,7 @@ def _parse(p: Path, f: Any) -> ElfInfo:
     names = _version_names(verneed, verdef)
     symbols = tuple(_dynamic_symbols(elf, versym, names))
     needs = tuple(
-        VersionNeed(vn.name, tuple(aux.name for aux in auxes))
+        VersionNeed(vn.name or "", tuple(aux.name for aux in auxes))
         for vn, auxes in (verneed.iter_versions() if verneed is not None else ())
     )
     defs = tuple(

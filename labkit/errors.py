@@ -7,8 +7,8 @@ message names the thing, says what went wrong and says how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 class LabkitError(Exception):

@@ -19,8 +19,9 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .constants import SIGNAL_MEANINGS
 from .errors import InputError, IsolationError
@@ -62,7 +63,8 @@ class Outcome:
     @property
     def fault_traceback(self) -> str:
         """The Python frames faulthandler printed when the child crashed, addresses removed."""
-        match = re.search(r"Fatal Python error:.*?(?=\n\s*\nExtension modules:|\Z)", self.stderr, re.S)
+        pattern = r"Fatal Python error:.*?(?=\n\s*\nExtension modules:|\Z)"
+        match = re.search(pattern, self.stderr, re.S)
         if not match:
             return ""
         text = re.sub(r"(Current thread|Thread) 0x[0-9a-f]+", r"\1", match.group(0))
@@ -81,7 +83,7 @@ class Outcome:
             return f"the child raised {self.error['kind']}: {self.error['message']}"
         return f"the child exited with status {self.returncode}"
 
-    def check(self) -> "Outcome":
+    def check(self) -> Outcome:
         """Return self if :attr:`ok`, else raise :class:`IsolationError` carrying self."""
         if self.ok:
             return self
@@ -172,7 +174,7 @@ def _run_forked(
     if result:
         try:
             kind, payload = pickle.loads(result)
-        except Exception as exc:  # noqa: BLE001 - a result we cannot read is reported, not raised
+        except Exception as exc:
             kind, payload = "error", {"kind": "ResultError", "message": str(exc), "traceback": ""}
         if kind == "value":
             value = payload
@@ -206,13 +208,13 @@ def _child(
         try:
             payload: tuple[str, Any] = ("value", target(*args, **kwargs))
             status = 0
-        except BaseException as exc:  # noqa: BLE001 - everything the target raises is reported
+        except BaseException as exc:
             payload = ("error", {"kind": type(exc).__name__, "message": str(exc),
                                  "traceback": traceback.format_exc()})
             status = 1
         try:
             data = pickle.dumps(payload)
-        except Exception as exc:  # noqa: BLE001 - an unpicklable value is reported as such
+        except Exception as exc:
             data = pickle.dumps(("error", {"kind": "ResultError", "message":
                                 f"the return value cannot be sent back: {exc}", "traceback": ""}))
             status = 1

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .constants import RTLD
 from .diagnose import Problem, diagnose_load
@@ -65,7 +65,7 @@ class Function:
     the process). ``raw`` is the bare cffi function pointer, for speed.
     """
 
-    def __init__(self, library: "Library", name: str, signature: str, raw: Any) -> None:
+    def __init__(self, library: Library, name: str, signature: str, raw: Any) -> None:
         self.library = library
         self.name = name
         self.signature = signature
@@ -169,7 +169,7 @@ class Library:
         self.closed = True
         return status
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -272,4 +272,4 @@ def c_string(value: Any) -> str:
     ffi, _ = _dl()
     if value == ffi.NULL:
         return ""
-    return ffi.string(value).decode(errors="replace")
+    return str(ffi.string(value).decode(errors="replace"))

@@ -86,9 +86,9 @@ def find_tool(name: str) -> Tool:
 def go_env(*keys: str) -> dict[str, str]:
     """``go env KEY...`` as a dict (for CGO_ENABLED, CC, GOVERSION...)."""
     go = find_go()
-    out = _run(go.command + ("env", *keys))
-    values = out.splitlines()
-    return dict(zip(keys, values + [""] * (len(keys) - len(values))))
+    values = _run((*go.command, "env", *keys)).splitlines()
+    values += [""] * (len(keys) - len(values))
+    return dict(zip(keys, values[: len(keys)], strict=True))
 
 
 def _first_line(path: str, *args: str) -> str:
@@ -99,7 +99,7 @@ def _first_line(path: str, *args: str) -> str:
     return _cached_first_line(path, mtime, args)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_first_line(path: str, mtime: int, args: tuple[str, ...]) -> str:
     del mtime  # part of the cache key only: a reinstalled tool is asked again
     text = _run((path, *args))
@@ -113,7 +113,9 @@ def _run(argv: tuple[str, ...]) -> str:
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except OSError as exc:
-        raise ToolchainError(argv[0], f"could not run {argv[0]!r}: {exc}", fix="reinstall it") from exc
+        raise ToolchainError(
+            argv[0], f"could not run {argv[0]!r}: {exc}", fix="reinstall it"
+        ) from exc
     except subprocess.TimeoutExpired:
         raise ToolchainError(
             argv[0], f"{' '.join(argv)!r} did not answer within 60 s", fix="check the tool"

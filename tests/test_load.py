@@ -10,8 +10,6 @@ import pytest
 import labkit
 from labkit import RTLD
 
-from .conftest import HELLO_C
-
 CALLS_MISSING = "int missing_fn(void);\nint calls_missing(void) { return missing_fn(); }\nint fine(void) { return 7; }\n"
 
 
@@ -89,7 +87,7 @@ def test_global_makes_symbols_visible_to_later_libraries(workdir: Path, unique: 
 
 
 def test_bad_flags(hello_so: labkit.Artifact) -> None:
-    with pytest.raises(labkit.InputError, match="RTLD.NOW or RTLD.LAZY"):
+    with pytest.raises(labkit.InputError, match=r"RTLD\.NOW or RTLD\.LAZY"):
         labkit.load(hello_so.path, RTLD.GLOBAL)
 
 
