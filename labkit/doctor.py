@@ -6,7 +6,6 @@ for cgo) and reports a version or the one-line fix.
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 import subprocess
 import sys
@@ -119,6 +118,8 @@ _TOOLS: list[tuple[str, Callable[[], str]]] = [
 
 
 def _package(name: str, pins: dict[str, str]) -> Check:
+    import importlib.metadata  # slow to import; only the doctor needs it
+
     try:
         version = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

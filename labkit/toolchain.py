@@ -7,7 +7,6 @@ Lookups are memoised per process, so asking again costs nothing. A missing tool 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -57,6 +56,8 @@ def find_cc() -> Tool:
 
 def find_zig() -> Tool:
     """``zig cc`` from the ziglang wheel, run as ``python -m ziglang``."""
+    import importlib.metadata  # slow to import; only needed here
+
     try:
         version = importlib.metadata.version("ziglang")
     except importlib.metadata.PackageNotFoundError:
