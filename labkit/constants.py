@@ -106,6 +106,8 @@ BUILD_HINTS = (
     ("cannot find -l", "the library is not on the linker's path: add -L<folder> to ldflags"),
     ("No such file or directory", "a file named in the source or flags is missing: check "
      "the #include lines and paths"),
+    ("file not found", "a header is missing: check the #include lines (wasm32-freestanding "
+     "has no C library, so no <stdio.h>)"),
     ("implicit declaration of function", "declare the function (include its header) "
      "before calling it"),
 )

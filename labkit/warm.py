@@ -16,6 +16,7 @@ from .constants import ZIG_TARGETS
 from .toolchain import find_go
 
 _C_PROBE = "#include <stdio.h>\nint warm(void) { return puts(\"warm\"); }\n"
+_WASM_PROBE = "int warm(int x) { return 2 * x; }\n"  # wasm32-freestanding has no libc
 _GO_MAIN = 'package main\n\nimport "C"\nimport "fmt"\n\nfunc main() { fmt.Println("warm") }\n'
 _GO_PLUGIN = 'package main\n\nimport "fmt"\n\nfunc Hello() { fmt.Println("warm") }\n'
 
@@ -30,7 +31,8 @@ def warm(log: bool = True) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for target in (None, *ZIG_TARGETS):
             start = time.monotonic()
-            build_shared(_C_PROBE, "warm", target=target, out_dir=tmp)
+            wasm = target is not None and target.startswith("wasm32")
+            build_shared(_WASM_PROBE if wasm else _C_PROBE, "warm", target=target, out_dir=tmp)
             say(f"C for {target or 'this machine'}: {time.monotonic() - start:.1f} s")
         go = find_go()
         work = Path(tmp) / "gowarm"

@@ -126,3 +126,9 @@ def test_musl_executable_asks_for_the_musl_interpreter(workdir: Path) -> None:
 def test_wasm32(workdir: Path) -> None:
     art = labkit.build_shared("int add(int a, int b) { return a + b; }\n", "adder", target="wasm32-freestanding")
     assert art.path.name == "adder.wasm" and art.path.read_bytes()[:4] == b"\0asm"
+
+
+def test_missing_header_for_wasm_says_why(workdir: Path) -> None:
+    with pytest.raises(labkit.BuildError, match=r"(?s)'stdio\.h' file not found.*Fix: a header is missing.*wasm32-freestanding has no C library") as info:
+        labkit.build_shared("#include <stdio.h>\nint f(void) { return 1; }\n", "nolibc", target="wasm32-freestanding")
+    assert info.value.diagnosis.startswith("nolibc.c:1:10: fatal error")

@@ -44,3 +44,12 @@ def test_usage_errors_exit_2() -> None:
     assert labkit_cli().returncode == 2
     proc = labkit_cli("frobnicate")
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_warm_builds_what_binder_pre_builds() -> None:
+    """binder/postBuild runs this; a failure here would fail the Binder image build."""
+    proc = labkit_cli("warm")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in ("C for this machine:", "C for aarch64-linux-gnu:", "C for wasm32-freestanding:",
+                 "Go -buildmode=exe:", "Go -buildmode=plugin:"):
+        assert line in proc.stdout
