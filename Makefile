@@ -12,8 +12,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: lab test setup system-packages python-env test-code test-notebooks test-binder notebooks check clean
 
+# Jupyter refuses to run as root unless told; on a laptop you are not root.
 lab: setup
-	$(BIN)/jupyter lab notebooks/00-start-here.ipynb
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/00-start-here.ipynb
 
 test: setup test-code test-notebooks test-binder
 
