@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .constants import FIXES
-from .errors import LabkitError
+from .errors import ToolchainError
 from .paths import LAB_ROOT
 from .toolchain import find_cc, find_go, find_tool, find_zig, go_env
 
@@ -77,10 +77,8 @@ def _python() -> Check:
 def _tool_check(label: str, probe: Callable[[], str]) -> Check:
     try:
         return Check(label, True, probe())
-    except LabkitError as exc:
-        lines = str(exc).splitlines()
-        fix = next((line[5:] for line in lines if line.startswith("Fix: ")), FIXES.get(label, ""))
-        return Check(label, False, lines[0], fix)
+    except ToolchainError as exc:
+        return Check(label, False, str(exc).splitlines()[0], exc.fix)
 
 
 def _cc_builds() -> str:
@@ -93,16 +91,18 @@ def _cc_builds() -> str:
             capture_output=True, text=True, timeout=60, check=False,
         )
     if proc.returncode != 0:
-        raise LabkitError(f"cc cannot build a shared object: {proc.stderr.strip()}\n"
-                          f"Fix: {FIXES['cc']}")
+        raise ToolchainError(
+            "cc", f"cc cannot build a shared object: {proc.stderr.strip()}", fix=FIXES["cc"]
+        )
     return cc.version
 
 
 def _cgo() -> str:
     values = go_env("CGO_ENABLED", "CC")
     if values["CGO_ENABLED"] != "1":
-        raise LabkitError(f"go reports CGO_ENABLED={values['CGO_ENABLED'] or '0'}\n"
-                          f"Fix: {FIXES['cgo']}")
+        raise ToolchainError(
+            "cgo", f"go reports CGO_ENABLED={values['CGO_ENABLED'] or '0'}", fix=FIXES["cgo"]
+        )
     return f"CGO_ENABLED=1, CC={values['CC']}"
 
 

@@ -141,7 +141,7 @@ def _run_snippet(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=child_env, cwd=cwd, start_new_session=True,
     ) as proc:
-        out, err, timed_out = _collect(proc.pid, [proc.stdout, proc.stderr], start + timeout)
+        (out, err), timed_out = _collect(proc.pid, [proc.stdout, proc.stderr], start + timeout)
         status = proc.wait()
     code_, sig = (status, None) if status >= 0 else (None, signal.Signals(-status).name)
     return Outcome(code_, sig, out.decode(errors="replace"), err.decode(errors="replace"),
@@ -162,7 +162,7 @@ def _run_forked(
     for _, w in pipes:
         os.close(w)
     files = [os.fdopen(r, "rb", buffering=0) for r, _ in pipes]
-    out, err, timed_out, result = _collect(pid, files, start + timeout, extra=True)
+    (out, err, result), timed_out = _collect(pid, files, start + timeout, whole=2)
     for f in files:
         f.close()
     _, status = os.waitpid(pid, 0)
@@ -227,8 +227,13 @@ def _child(
         os._exit(status)
 
 
-def _collect(pid: int, streams: list[Any], deadline: float, extra: bool = False) -> Any:
-    """Read the child's pipes until they close or the deadline passes (then kill it)."""
+def _collect(
+    pid: int, streams: list[Any], deadline: float, whole: int | None = None
+) -> tuple[list[bytes], bool]:
+    """Read the child's pipes until they close or the deadline passes (then kill it).
+
+    Each stream keeps at most 1 MiB, except stream number ``whole`` (the pickled result).
+    Returns the bytes of each stream and whether the deadline passed."""
     buffers = [bytearray() for _ in streams]
     selector = selectors.DefaultSelector()
     for index, stream in enumerate(streams):
@@ -246,7 +251,7 @@ def _collect(pid: int, streams: list[Any], deadline: float, extra: bool = False)
                 selector.unregister(key.fileobj)
                 continue
             buf = buffers[key.data]
-            if len(buf) < _OUTPUT_LIMIT or (extra and key.data == 2):
+            if len(buf) < _OUTPUT_LIMIT or key.data == whole:
                 buf.extend(chunk)
     selector.close()
     if timed_out:  # drain what is left without blocking
@@ -256,9 +261,7 @@ def _collect(pid: int, streams: list[Any], deadline: float, extra: bool = False)
                 buffers[index].extend(os.read(stream.fileno(), _OUTPUT_LIMIT) or b"")
             except (BlockingIOError, OSError, ValueError):
                 pass
-    if extra:
-        return bytes(buffers[0]), bytes(buffers[1]), timed_out, bytes(buffers[2])
-    return bytes(buffers[0]), bytes(buffers[1]), timed_out
+    return [bytes(b) for b in buffers], timed_out
 
 
 def _kill_group(pid: int) -> None:
