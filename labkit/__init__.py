@@ -11,7 +11,7 @@ from .build import Artifact, build_executable, build_shared, compile_c
 from .constants import RTLD
 from .diagnose import Problem, diagnose_load, find_library
 from .doctor import report as doctor_report
-from .elf import ElfInfo, Header, Section, Symbol, VersionNeed, peek, read_elf
+from .elf import ElfInfo, Header, Section, Symbol, VersionNeed, peek, read_elf, read_soname
 from .errors import (
     BuildError,
     ElfError,
@@ -65,6 +65,7 @@ __all__ = [
     "peek",
     "print_map",
     "read_elf",
+    "read_soname",
     "readelf_dynamic_symbols",
     "readelf_header",
     "run_isolated",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .constants import DEFAULT_LIBRARY_DIRS, MACHINE_NAMES
-from .elf import ElfInfo, host_e_machine, peek, read_elf
+from .elf import ElfInfo, host_e_machine, peek, read_elf, read_soname
 from .errors import ElfError, InputError
 from .paths import show
 
@@ -253,7 +253,7 @@ def _loaded_sonames() -> dict[str, Path]:
 def _soname(path: str, mtime: int) -> str | None:
     del mtime  # part of the cache key only
     try:
-        return read_elf(path).soname
+        return read_soname(path)
     except (ElfError, InputError, OSError):
         return None
 

@@ -250,6 +250,29 @@ def _truncated(p: Path, size: int, needed: int, what: str) -> ElfError:
     )
 
 
+def read_soname(path: str | os.PathLike[str]) -> str | None:
+    """Only the DT_SONAME of ``path`` (None if it has none): reads the dynamic section
+    alone, so it is cheap enough to ask of every library mapped into a process.
+
+    Raises :class:`ElfError` or :class:`InputError` as :func:`read_elf` does.
+    """
+    from elftools.common.exceptions import ELFError, ELFParseError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
+    p = check_complete(path).path
+    try:
+        with open(p, "rb") as f:
+            for sec in ELFFile(f).iter_sections(type="SHT_DYNAMIC"):
+                if isinstance(sec, DynamicSection):
+                    tag: Any  # pyelftools sets .soname at run time
+                    for tag in sec.iter_tags("DT_SONAME"):
+                        return str(tag.soname)
+    except (ELFError, ELFParseError, struct.error, ValueError) as exc:
+        raise _damaged(p, exc) from exc
+    return None
+
+
 def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     """Read ``path`` with pyelftools. See :class:`ElfInfo` for what comes back.
 

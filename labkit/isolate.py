@@ -174,7 +174,7 @@ def _run_forked(
     if result:
         try:
             kind, payload = pickle.loads(result)
-        except Exception as exc:
+        except Exception as exc:  # a result we cannot read is reported, not raised
             kind, payload = "error", {"kind": "ResultError", "message": str(exc), "traceback": ""}
         if kind == "value":
             value = payload
@@ -208,13 +208,13 @@ def _child(
         try:
             payload: tuple[str, Any] = ("value", target(*args, **kwargs))
             status = 0
-        except BaseException as exc:
+        except BaseException as exc:  # everything the target raises is reported
             payload = ("error", {"kind": type(exc).__name__, "message": str(exc),
                                  "traceback": traceback.format_exc()})
             status = 1
         try:
             data = pickle.dumps(payload)
-        except Exception as exc:
+        except Exception as exc:  # an unpicklable value is reported as such
             data = pickle.dumps(("error", {"kind": "ResultError", "message":
                                 f"the return value cannot be sent back: {exc}", "traceback": ""}))
             status = 1

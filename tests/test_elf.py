@@ -137,3 +137,16 @@ def test_wasm_is_named_as_such(workdir: Path) -> None:
     with pytest.raises(labkit.ElfError, match="a WebAssembly module") as info:
         labkit.peek(wasm.path)
     assert info.value.reason == "not-elf"
+
+
+def test_read_soname_agrees_with_read_elf(elf_files: dict[str, Path]) -> None:
+    for path in elf_files.values():
+        assert labkit.read_soname(path) == labkit.read_elf(path).soname
+    assert labkit.read_soname(elf_files["versioned"]) == "libversioned.so.2"
+
+
+def test_read_soname_refuses_bad_files(bad: dict[str, Path]) -> None:
+    with pytest.raises(labkit.ElfError, match="is truncated"):
+        labkit.read_soname(bad["truncated"])
+    with pytest.raises(labkit.ElfError, match="not an ELF file"):
+        labkit.read_soname(bad["text"])
