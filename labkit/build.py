@@ -13,6 +13,7 @@ import filecmp
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -137,7 +138,8 @@ def compile_c(
     flags = _flags(kind, target, list(cflags), default_flags)
     link = [str(x) for x in ldflags] + [arg for lib in libs for arg in _lib_args(lib)]
     filename = _output_name(base, kind, target)
-    key = _cache_key(text, filename, kind, target, flags, link, tool, libs)
+    includes = _local_includes(text, Path(origin).parent) if origin else {}
+    key = _cache_key(text, filename, kind, target, flags, link, tool, libs, includes)
 
     cached = cache_dir() / "build" / key[:2] / key / filename
     from_cache = cached.exists()
@@ -213,16 +215,38 @@ def _cache_key(
     link: list[str],
     tool: Tool,
     libs: Iterable[str | os.PathLike[str]],
+    includes: dict[str, str],
 ) -> str:
     linked_files = {
         str(lib): _file_digest(Path(lib))
         for lib in libs
         if not isinstance(lib, str) or "/" in lib or lib.endswith(".so")
     }
+    for flag in link:  # a version script shapes the output as much as the source does
+        if flag.startswith("-Wl,--version-script="):
+            script = flag.split("=", 1)[1]
+            linked_files[script] = _file_digest(Path(script))
     material = json.dumps(
-        [text, filename, kind, target, flags, link, tool.identity, linked_files], sort_keys=True
+        [text, filename, kind, target, flags, link, tool.identity, linked_files, includes],
+        sort_keys=True,
     )
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _local_includes(text: str, folder: Path, seen: dict[str, str] | None = None) -> dict[str, str]:
+    """The digests of the files that ``#include "..."`` pulls in from ``folder``, followed
+    recursively, so that editing a header rebuilds the sources that include it."""
+    seen = {} if seen is None else seen
+    for name in re.findall(r'^\s*#\s*include\s+"([^"]+)"', text, re.M):
+        path = folder / name
+        if name in seen or not path.is_file():
+            continue
+        seen[name] = _file_digest(path)
+        _local_includes(path.read_text(encoding="utf-8", errors="replace"), folder, seen)
+    for name in re.findall(r'^\s*#\s*define\s+\w+\s+"([^"]+\.h)"', text, re.M):
+        if name not in seen and (folder / name).is_file():  # #include MACRO, as upper_v2.c does
+            seen[name] = _file_digest(folder / name)
+    return seen
 
 
 def _file_digest(path: Path) -> str:

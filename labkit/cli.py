@@ -1,7 +1,7 @@
-"""The command line: ``python -m labkit doctor | warm``.
+"""The command line: ``python -m labkit doctor | warm | explain | abi-diff``.
 
-Exit status 0 when all is well, 1 when the answer is "no" (something missing), 2 on a
-usage or tool error.
+Exit status 0 when all is well, 1 when the answer is "no" (something missing, a file that
+will not load, an incompatible ABI), 2 on a usage or tool error.
 """
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ import sys
 
 from .errors import LabkitError
 
+_EXPLAIN = """exit status: 0 it will load (or run), 1 it will not (this includes a file that is
+empty, not ELF or truncated), 2 a usage or tool error (a missing path, a directory, an
+unreadable file, a host labkit cannot read)."""
+_ABI_DIFF = """exit status: 0 compatible, 1 incompatible, 2 a tool error (abidiff missing, a file
+that is missing, unreadable or not ELF)."""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -19,12 +25,35 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("doctor", help="check that everything the lab needs is installed")
     commands.add_parser("warm", help="pre-build the caches the notebooks use (Binder does this)")
+    explain = commands.add_parser(
+        "explain", help="say why a shared object or program will not load or run here",
+        epilog=_EXPLAIN,
+    )
+    explain.add_argument("file", help="a shared object (.so) or a program")
+    explain.add_argument("--host", help="the program that will load FILE: its symbols count")
+    explain.add_argument("--require", action="append", default=[], metavar="SYMBOL",
+                         help="a symbol the host looks up in FILE (repeatable)")
+    abi = commands.add_parser(
+        "abi-diff", help="compare the ABI of two builds with abidiff", epilog=_ABI_DIFF,
+    )
+    abi.add_argument("old")
+    abi.add_argument("new")
+    abi.add_argument("--struct", action="append", default=[], metavar="NAME",
+                     help="also show this struct's layout in both builds (repeatable)")
     args = parser.parse_args(argv)
     try:
         if args.command == "doctor":
             from .doctor import main as doctor
 
             return doctor()
+        if args.command == "explain":
+            from .explain import explain as run_explain
+
+            verdict = run_explain(args.file, host=args.host, require=args.require)
+            print(verdict)
+            return 0 if verdict.ok else 1
+        if args.command == "abi-diff":
+            return _abi_diff(args.old, args.new, args.struct)
         from .warm import warm
 
         warm()
@@ -32,3 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     except LabkitError as exc:
         print(f"labkit {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _abi_diff(old: str, new: str, structs: list[str]) -> int:
+    from .abi import abi_diff, compare_layouts
+
+    report = abi_diff(old, new)
+    print(report)
+    for name in structs:
+        print(f"\nstruct {name}:")
+        print(compare_layouts(old, new, name).to_string(index=False))
+    return 0 if report.compatible else 1

@@ -1,10 +1,12 @@
 """Why a shared object will not load, said in plain words, from the file itself.
 
-:func:`diagnose_load` checks what glibc's loader would check (the file exists and is ELF,
-its class and machine match this process, it is a library and not an executable, every
-library it needs can be found on the search path) and reads the loader's own message for
-what only the loader knows (an undefined symbol, a missing symbol version). Each finding is
-a :class:`Problem` with a fix. :class:`~labkit.errors.LoadError` carries this diagnosis.
+:func:`diagnose_load` checks what glibc's loader would check, without loading anything: the
+file exists and is ELF, its class and machine match this process, it is a library and not
+an executable, every library it needs can be found on the search path, those libraries
+provide the symbol versions it asks for, and its undefined symbols are defined by them (or
+by the host). A loader message, when there is one, adds what only the loader knew. Each
+finding is a :class:`Problem` with a fix. :class:`~labkit.errors.LoadError` carries this
+diagnosis, and :mod:`labkit.explain` turns it into a verdict.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import re
 import struct
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,19 +40,38 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.message}\n  Fix: {self.fix}"
 
+    def line(self) -> str:
+        """The problem on one line: ``kind: message. Fix: fix``."""
+        return f"{self.kind}: {self.message.rstrip('.')}. Fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who would load the file, for the symbol check: ``host`` is a program whose exported
+    symbols count, ``provided`` a test for names already defined in the loading process,
+    ``require`` the names the host will look up with dlsym."""
+
+    host: ElfInfo | None = None
+    provided: Callable[[str], bool] | None = None
+    require: tuple[str, ...] = ()
+
 
 def diagnose_load(
     path: str | os.PathLike[str],
     *,
     dlerror: str = "",
     env: Mapping[str, str] | None = None,
+    context: Context | None = None,
+    run: bool = False,
 ) -> list[Problem]:
     """Everything that stops ``path`` from loading into this process, most basic first.
 
     ``dlerror`` is the loader's message, if a dlopen already failed; ``env`` the environment
-    whose LD_LIBRARY_PATH counts (this process's by default). An empty list means labkit
-    found nothing wrong.
+    whose LD_LIBRARY_PATH counts (this process's by default); ``context`` says which host
+    loads it (see :class:`Context`). With ``run=True`` the question is whether the file runs
+    as a program instead. An empty list means labkit found nothing wrong.
     """
+    context = context or Context()
     env = os.environ if env is None else env
     p = Path(path)
     if not p.exists():
@@ -79,8 +100,15 @@ def diagnose_load(
         info = read_elf(p)
     except ElfError as exc:
         return [Problem(exc.reason, exc.what, exc.fix)]
-    problems += _type_problems(info)
-    problems += _needed_problems(info, env)
+    problems += _program_problems(info) if run else _type_problems(info)
+    no_interpreter = any(problem.kind == "missing-interpreter" for problem in problems)
+    found, missing = _dependencies(info, env)
+    problems += _needed_problems(info, missing, skip_musl=no_interpreter)
+    if not missing:
+        absent = _absent_versions(info, found)
+        problems += [_missing_version(info.path, v, lib, found[lib]) for v, lib in absent]
+        problems += _symbol_problems(info, found, context, {v for v, _ in absent})
+    problems += _required_problems(info, context.require)
     problems += _dlerror_problems(p, dlerror, already=problems)
     return problems
 
@@ -163,13 +191,63 @@ def _type_problems(info: ElfInfo) -> list[Problem]:
     return []
 
 
-def _needed_problems(info: ElfInfo, env: Mapping[str, str]) -> list[Problem]:
+def _program_problems(info: ElfInfo) -> list[Problem]:
+    """A program runs only if its interpreter (the dynamic loader it names) exists."""
+    interpreter = info.interpreter
+    if info.type not in ("executable", "pie executable") or not interpreter:
+        return []
+    if Path(interpreter).exists():
+        return []
+    if "ld-musl" in interpreter:
+        return [Problem(
+            "missing-interpreter",
+            f"{show(info.path)!r} is a program built for musl libc (Alpine): it asks for the "
+            f"loader {interpreter!r}, which this glibc system does not have, so the shell "
+            "says 'No such file or directory' about a file that is there",
+            "build it for glibc (cc here, or zig cc -target x86_64-linux-gnu), build it "
+            "statically, or run it in an image with musl (Alpine)",
+        )]
+    return [Problem(
+        "missing-interpreter",
+        f"{show(info.path)!r} asks for the program loader {interpreter!r}, which does not "
+        "exist here, so starting it fails with 'No such file or directory'",
+        "build it on, or for, this system, or install the C library it was built against",
+    )]
+
+
+def _dependencies(
+    info: ElfInfo, env: Mapping[str, str]
+) -> tuple[dict[str, ElfInfo], list[str]]:
+    """Every library ``info`` needs, directly or through another, found as the loader
+    would (breadth first); and the names of its own direct needs that are not found."""
+    found: dict[str, ElfInfo] = {}
+    missing: list[str] = []
+    queue = [(lib, info) for lib in info.needed]
+    while queue:
+        lib, needer = queue.pop(0)
+        if lib in found:
+            continue
+        path = find_library(lib, info=needer, env=env)
+        if path is None:
+            if needer is info:
+                missing.append(lib)
+            continue
+        try:
+            dep = _read_cached(path)
+        except (ElfError, InputError, OSError):
+            continue
+        found[lib] = dep
+        queue += [(sub, dep) for sub in dep.needed]
+    return found, missing
+
+
+def _needed_problems(info: ElfInfo, missing: list[str], *, skip_musl: bool) -> list[Problem]:
     problems = []
     musl = (info.interpreter or "").startswith("/lib/ld-musl") or "libc.so" in info.needed
-    for lib in info.needed:
-        if find_library(lib, info=info, env=env) is not None:
-            continue
+    for lib in missing:
         if musl and lib == "libc.so":
+            if skip_musl:
+                continue  # the missing musl interpreter already says it
             problems.append(Problem(
                 "musl",
                 f"{show(info.path)!r} was built against musl libc (Alpine): it needs "
@@ -188,11 +266,107 @@ def _needed_problems(info: ElfInfo, env: Mapping[str, str]) -> list[Problem]:
     return problems
 
 
+def _absent_versions(info: ElfInfo, found: Mapping[str, ElfInfo]) -> list[tuple[str, str]]:
+    """The (version, library) pairs the file requires that the library found lacks."""
+    return [
+        (version, need.library)
+        for need in info.version_needs if need.library in found
+        for version in need.versions if version not in found[need.library].version_defs
+    ]
+
+
+def _missing_version(path: Path, version: str, library: str, lib: ElfInfo | None) -> Problem:
+    newest = ""
+    if lib is not None and lib.version_defs:
+        newest = f"; the {library} found here ({show(lib.path)}) stops at {lib.version_defs[-1]!r}"
+    glibc = version.startswith("GLIBC_")
+    return Problem(
+        "missing-version",
+        f"{show(path)!r} needs symbol version {version!r} of {library!r}, which the "
+        f"library on this machine does not provide{newest}: it was built against a newer "
+        f"{'glibc' if glibc else 'version of the library'}",
+        "build it on, or for, the oldest system it must run on (zig cc can target an older "
+        "glibc: -target x86_64-linux-gnu.2.28)" if glibc else
+        f"install the newer {library} it was built against, or rebuild it against the "
+        "one installed here",
+    )
+
+
+def _symbol_problems(
+    info: ElfInfo, found: Mapping[str, ElfInfo], context: Context,
+    missing_versions: set[str],
+) -> list[Problem]:
+    """Undefined symbols that no library in the file's scope, nor the host, defines."""
+    wanted = [
+        s.name for s in info.undefined_symbols
+        if s.binding != "WEAK" and s.name and s.version not in missing_versions
+    ]  # a symbol whose version is missing is already explained by that
+    if not wanted:
+        return []
+    defined = set(info.exported)
+    for lib in found.values():
+        defined.update(lib.exported)
+    host = context.host
+    if host is not None:
+        defined.update(host.exported)
+        defined.update(_host_scope(host))
+    unresolved = [
+        name for name in wanted
+        if name not in defined and not (context.provided and context.provided(name))
+    ]
+    if not unresolved:
+        return []
+    names = ", ".join(repr(n) for n in unresolved[:5])
+    if len(unresolved) > 5:
+        names += f" and {len(unresolved) - 5} more"
+    one = len(unresolved) == 1
+    if host is not None:
+        where = f"it, the libraries it needs, nor the host {show(host.path)!r} define"
+    elif context.provided is not None:
+        where = "it, the libraries it needs, nor anything loaded globally before it define"
+    else:
+        where = ("it nor the libraries it needs define (a host program may still provide "
+                 f"{'it' if one else 'them'}: check with --host HOST)")
+    return [Problem(
+        "undefined-symbol",
+        f"{show(info.path)!r} uses the symbol{'' if one else 's'} {names}, which neither "
+        f"{where}",
+        "link the library that defines it (libs=[...] when building), or load that "
+        "library first with RTLD_GLOBAL; a host exports its own functions only when linked "
+        "with -rdynamic; check the name for typos",
+    )]
+
+
+def _host_scope(host: ElfInfo) -> set[str]:
+    names: set[str] = set()
+    found, _ = _dependencies(host, os.environ)
+    for lib in found.values():
+        names.update(lib.exported)
+    return names
+
+
+def _required_problems(info: ElfInfo, require: Iterable[str]) -> list[Problem]:
+    exported = set(info.exported)
+    return [
+        Problem(
+            "missing-symbol",
+            f"{show(info.path)!r} does not export {name!r}, the symbol its host looks up "
+            "with dlsym",
+            f"define {name} in the plugin, not static, with default visibility (and "
+            "extern \"C\" in C++); `nm -D` lists what a file exports",
+        )
+        for name in require if name not in exported
+    ]
+
+
 def _dlerror_problems(p: Path, dlerror: str, already: list[Problem]) -> list[Problem]:
     if not dlerror:
         return []
     problems = []
+    known = " ".join(problem.message for problem in already)
     for symbol in _UNDEFINED.findall(dlerror):
+        if repr(symbol) in known:
+            continue
         problems.append(Problem(
             "undefined-symbol",
             f"{show(p)!r} uses the symbol {symbol!r}, which neither it, nor the libraries "
@@ -201,13 +375,9 @@ def _dlerror_problems(p: Path, dlerror: str, already: list[Problem]) -> list[Pro
             "library first with RTLD_GLOBAL; check the name for typos",
         ))
     for version, needer in _VERSION.findall(dlerror):
-        problems.append(Problem(
-            "missing-version",
-            f"{show(Path(needer))!r} needs symbol version {version!r}, which the libraries "
-            "on this machine do not provide (it was built against a newer library)",
-            "build it on, or for, the oldest system it must run on (zig cc can target "
-            "an older glibc: -target x86_64-linux-gnu.2.28)",
-        ))
+        if repr(version) in known:
+            continue
+        problems.append(_missing_version(Path(needer), version, "a library it needs", None))
     if not problems and not already:
         problems.append(Problem(
             "loader", f"the loader refused {show(p)!r}: {dlerror.strip()}",
@@ -247,6 +417,17 @@ def _loaded_sonames() -> dict[str, Path]:
             if soname:
                 found.setdefault(soname, path)
     return found
+
+
+def _read_cached(path: Path) -> ElfInfo:
+    resolved = path.resolve()
+    return _read_elf_cached(str(resolved), resolved.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _read_elf_cached(path: str, mtime: int) -> ElfInfo:
+    del mtime  # part of the cache key only
+    return read_elf(path)
 
 
 @functools.lru_cache(maxsize=512)

@@ -187,8 +187,14 @@ def peek(path: str | os.PathLike[str]) -> Header:
     hold an ELF header; :class:`InputError` for a missing path or a directory.
     """
     p = _existing_file(path)
-    with open(p, "rb") as f:
-        head = f.read(64)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise InputError(
+            f"{show(p)!r} cannot be read: {exc.strerror or exc}. Fix: check its permissions "
+            "(ls -l), or copy it somewhere readable", path=p,
+        ) from None
     _check_magic(p, head)
     if len(head) < 20:
         raise ElfError(

@@ -105,3 +105,34 @@ class IsolationError(LabkitError):
     def __init__(self, message: str, *, result: object) -> None:
         super().__init__(message)
         self.result = result
+
+
+class PluginError(LabkitError):
+    """A plugin failed the host's checks, or failed while the host called it.
+
+    ``check`` names the check (``load``, ``entry-symbol``, ``descriptor``, ``abi-version``,
+    ``size``, ``functions``, ``name``, ``call``); ``declared`` holds what the plugin said
+    about itself (its ABI version, descriptor size and name) as far as it got.
+    """
+
+    def __init__(
+        self, message: str, *, plugin_id: str, path: Path, check: str,
+        declared: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.plugin_id = plugin_id
+        self.path = path
+        self.check = check
+        self.declared = dict(declared or {})
+
+
+class AbiToolError(LabkitError):
+    """abidiff could not compare two files: missing tool, unreadable or non-ELF input.
+
+    ``status`` is abidiff's exit status (-1 when it did not run), ``output`` its text.
+    """
+
+    def __init__(self, message: str, *, status: int, output: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.output = output

@@ -1,0 +1,103 @@
+"""``python -m labkit explain FILE [--host HOST]``: will this file load, or run, here?
+
+:func:`explain` answers without loading or running anything. It reads the file and the
+libraries it would bring in, checks what glibc's loader checks (see
+:func:`labkit.diagnose.diagnose_load`), and returns a :class:`Verdict`: one
+:class:`~labkit.diagnose.Problem` per reason it will not, each with a fix. A shared object
+is checked for loading, a program for running (its interpreter must exist too). With a
+``host``, symbols the host program exports count as provided; ``require`` names symbols the
+host will look up in the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .diagnose import Context, Problem, diagnose_load
+from .elf import ElfInfo, read_elf
+from .errors import ElfError, InputError
+from .paths import show
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What :func:`explain` found: ``ok`` when nothing stops the file."""
+
+    path: Path
+    action: str  # "load" for a shared object, "run" for a program
+    problems: tuple[Problem, ...]
+    checked: str  # what was checked, in words, when the file could be read
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{show(self.path)}: will {self.action} here ({self.checked})."
+        count = len(self.problems)
+        lines = [f"{show(self.path)}: will not {self.action} here "
+                 f"({count} problem{'s' if count > 1 else ''})."]
+        lines += [f"- {problem.line()}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+def explain(
+    path: str | os.PathLike[str],
+    *,
+    host: str | os.PathLike[str] | None = None,
+    require: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Verdict:
+    """Whether ``path`` will load (a shared object) or run (a program) on this machine.
+
+    ``host`` is the program that will load it: its exported symbols count. ``require`` are
+    symbols the host looks up with dlsym. Raises :class:`~labkit.errors.InputError` for a
+    path that is missing, a directory or unreadable, and for a host that is not readable
+    ELF; a file that is not ELF, or is truncated, gets a verdict saying so.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{show(p)!r} does not exist. Fix: check the path", path=p)
+    if p.is_dir():
+        raise InputError(f"{show(p)!r} is a directory. Fix: point at a .so file or a program "
+                         "inside it", path=p)
+    host_info = _host(host) if host is not None else None
+    info = None
+    with contextlib.suppress(ElfError):  # diagnose_load turns it into a problem
+        info = read_elf(p)
+    run = info is not None and info.type in ("executable", "pie executable")
+    problems = diagnose_load(
+        p, env=env, run=run, context=Context(host=host_info, require=tuple(require)),
+    )
+    return Verdict(p, "run" if run else "load", tuple(problems),
+                   _checked(info) if info is not None else "")
+
+
+def _host(host: str | os.PathLike[str]) -> ElfInfo:
+    try:
+        return read_elf(host)
+    except ElfError as exc:
+        raise InputError(f"the host {show(host)!r} is not a program labkit can read: {exc}",
+                         path=Path(host)) from None
+
+
+def _checked(info: ElfInfo) -> str:
+    kind = "program" if info.type in ("executable", "pie executable") else info.type
+    versions = sum(len(need.versions) for need in info.version_needs)
+    undefined = sum(1 for s in info.undefined_symbols if s.binding != "WEAK")
+    parts = [f"an ELF{info.elf_class} {info.machine} {kind}"]
+    if info.interpreter:
+        parts.append(f"interpreter {info.interpreter} found")
+    parts.append(f"{_count(len(info.needed), 'needed library', 'needed libraries')} found")
+    parts.append(f"{_count(versions, 'symbol version')} provided")
+    parts.append(f"{_count(undefined, 'undefined symbol')} defined")
+    return ", ".join(parts)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"

@@ -1,0 +1,104 @@
+"""The sample C plugins of ``plugins/c/``, built the way each one needs.
+
+Most samples are one ``.c`` file built into ``lib<id>.so``. Two need a library of the lab's
+own, ``plugins/c/support/``: ``needs_lib`` is linked against ``libgone.so``, which is left
+out of the plugin folder; ``needs_version`` is linked against release 2 of ``libhelper.so``
+(symbol version ``LABHELPER_2.0``) and shipped beside release 1. :func:`build_samples` lays
+them out as a plugin folder::
+
+    build/plugins/lib<id>.so        the plugins, what a host discovers
+    build/plugins/lib/libhelper.so  release 1, found through RUNPATH $ORIGIN/lib
+    build/sdk/                      what the plugins were linked against, not shipped
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .build import Artifact, build_shared
+from .errors import InputError
+from .paths import LAB_ROOT, show
+
+#: Where the sample sources live.
+PLUGINS_C = LAB_ROOT / "plugins" / "c"
+
+#: The samples in teaching order, each with what ``python -m labkit explain`` says of it
+#: (True: it loads) once built by :func:`build_samples`.
+SAMPLES = {
+    "upper": True,
+    "upper_v2": True,
+    "no_entry": True,
+    "future_abi": True,
+    "crasher": True,
+    "needs_lib": False,
+    "needs_version": False,
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One built sample: its id, the one line at the top of its source, and the file."""
+
+    id: str
+    summary: str
+    source: Path
+    artifact: Artifact
+
+    @property
+    def path(self) -> Path:
+        return self.artifact.path
+
+    def __str__(self) -> str:
+        return f"{show(self.path)}: {self.summary}"
+
+
+def summary_line(source: Path) -> str:
+    """The one-line description at the top of a sample (``/* name.c: what it is. */``)."""
+    first = source.read_text(encoding="utf-8").splitlines()[0]
+    text = first.removeprefix("/*").removesuffix("*/").strip()
+    return text.split(": ", 1)[1] if ": " in text else text
+
+
+def build_samples(
+    out_dir: str | os.PathLike[str] = "build/plugins",
+    source_dir: str | os.PathLike[str] = PLUGINS_C,
+) -> dict[str, Sample]:
+    """Build every sample of ``source_dir`` into the plugin folder ``out_dir``.
+
+    Returns the samples by id, in teaching order. Builds are cached, so a second call
+    costs a few milliseconds. Raises :class:`~labkit.errors.BuildError` if one fails.
+    """
+    src = Path(source_dir)
+    if not (src / "plugin_api.h").is_file():
+        raise InputError(
+            f"{show(src)!r} holds no plugin_api.h, so it is not the lab's plugins/c folder; "
+            "pass source_dir=labkit.PLUGINS_C", path=src,
+        )
+    out = Path(out_dir)
+    sdk = out.parent / "sdk"
+    support = src / "support"
+
+    def helper(release: int, where: Path) -> Artifact:
+        return build_shared(
+            support / "helper.c", "helper", out_dir=where,
+            cflags=["-DHELPER_V2"] if release == 2 else [],
+            ldflags=[f"-Wl,--version-script={support / f'helper_v{release}.map'}",
+                     "-Wl,-soname,libhelper.so"],
+        )
+
+    helper(1, out / "lib")
+    newer = helper(2, sdk)
+    gone = build_shared(support / "gone.c", out_dir=sdk)
+    options: dict[str, dict[str, Any]] = {
+        "needs_lib": {"libs": [gone.path]},
+        "needs_version": {"libs": [newer.path], "ldflags": ["-Wl,-rpath,$ORIGIN/lib"]},
+    }
+    samples = {}
+    for sample_id in SAMPLES:
+        source = src / f"{sample_id}.c"
+        artifact = build_shared(source, out_dir=out, **options.get(sample_id, {}))
+        samples[sample_id] = Sample(sample_id, summary_line(source), source, artifact)
+    return samples

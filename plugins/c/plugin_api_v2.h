@@ -1,0 +1,53 @@
+/* plugin_api_v2.h: plugin_api.h after careless edits. It breaks the binary interface in
+ * three ways (marked CHANGED) but still says ABI version 1: the bug notebook 04 catches.
+ *
+ * Was: the contract between Plugin Lab's host and its C plugins, ABI version 1.
+ *
+ * A plugin exports one symbol, lab_plugin_entry, which returns a descriptor: the ABI version
+ * it was built for, the size of the descriptor as it was compiled, its name, and a table of
+ * functions. The host checks the version and the size before it calls anything. State lives
+ * behind an opaque handle, so the plugin can change what is inside without breaking hosts.
+ * transform is required; create, scale and destroy may be NULL (no state, no scaling).
+ */
+#ifndef LAB_PLUGIN_API_V2_H
+#define LAB_PLUGIN_API_V2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LAB_PLUGIN_ABI_VERSION 1
+
+typedef enum lab_case {
+    LAB_CASE_KEEP = 0,
+    LAB_CASE_TITLE = 1,     /* CHANGED: a new value inserted, the ones after renumbered */
+    LAB_CASE_UPPER = 2,
+    LAB_CASE_LOWER = 3
+} lab_case;
+
+typedef float lab_real;    /* CHANGED: was double, to save memory */
+
+typedef struct lab_options {
+    lab_case letter_case;   /* what to do with letters */
+    int indent;             /* CHANGED: a member inserted, the ones after it moved */
+    int repeat;             /* how many times to write the text */
+    int width;              /* a hint for plugins that lay text out; 0 for none */
+} lab_options;
+
+typedef struct lab_state lab_state;   /* opaque: only the plugin knows what is inside */
+
+typedef struct lab_plugin {
+    uint32_t abi_version;   /* LAB_PLUGIN_ABI_VERSION the plugin was built with */
+    uint32_t size;          /* sizeof(lab_plugin) as the plugin was compiled */
+    const char *name;
+    const char *description;
+    lab_state *(*create)(const lab_options *options);
+    /* writes the result into out (at most capacity bytes, with the final NUL); returns
+       the length of the full result */
+    size_t (*transform)(lab_state *state, const char *text, char *out, size_t capacity);
+    lab_real (*scale)(lab_state *state, lab_real value);
+    void (*destroy)(lab_state *state);
+} lab_plugin;
+
+const lab_plugin *lab_plugin_entry(void);
+
+#endif
