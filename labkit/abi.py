@@ -243,7 +243,7 @@ def struct_layout(path: str | os.PathLike[str], name: str) -> StructLayout:
     p = read_elf(path).path
     with open(p, "rb") as f:
         elf = ELFFile(f)
-        if not elf.has_dwarf_info():
+        if elf.get_section_by_name(".debug_info") is None:
             raise InputError(
                 f"{show(p)!r} has no DWARF debug information, so its struct layouts are "
                 "unknown. Fix: build it with -g (labkit's builds do)", path=p,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -75,3 +77,16 @@ def bad(workdir: Path, hello_so: labkit.Artifact) -> dict[str, Path]:
     root = workdir / "bad"
     root.mkdir()
     return _bad_inputs(root, hello_so.path)
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, labkit.Sample]:
+    """The sample plugins of plugins/c, built into a plugin folder of their own."""
+    return labkit.build_samples(tmp_path_factory.mktemp("samples") / "plugins")
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m labkit ARGS`` as a user runs it, in a real child process."""
+    return subprocess.run([sys.executable, "-m", "labkit", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)

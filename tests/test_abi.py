@@ -1,0 +1,151 @@
+"""labkit abi-diff: abidiff's report read into a verdict, on real builds; struct layouts
+from DWARF checked against cffi's own layout of the same header."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cffi
+import pytest
+
+import labkit
+from labkit.abi import parse_report
+from tests.conftest import run_cli
+
+OLD = """
+struct point { int x; int y; };
+double area(double r) { return r * r; }
+int norm(struct point *p) { return p->x + p->y; }
+int gone(void) { return 1; }
+"""
+NEW = """
+struct point { int id; int x; int y; };
+double area(float r) { return r * r; }
+int norm(struct point *p) { return p->x + p->y; }
+int added(void) { return 2; }
+"""
+
+
+def test_v2_sample_breaks_the_abi_in_three_ways(samples: dict[str, labkit.Sample]) -> None:
+    report = labkit.abi_diff(samples["upper"].path, samples["upper_v2"].path)
+    assert not report.compatible
+    assert report.status == 4 and report.status_bits == ("ABI_CHANGE",)  # abidiff: "review"
+    kinds = {c.kind for c in report.changes}
+    assert {"size-changed", "member-inserted", "offset-changed", "enumerator-changed",
+            "type-changed"} <= kinds
+    where = {c.where for c in report.changes if c.kind == "offset-changed"}
+    assert where == {"const lab_plugin* lab_plugin_entry(): member options: struct lab_options"}
+    assert any("'lab_case::LAB_CASE_UPPER' from value '1' to '2'" in c.detail for c in report.changes)
+    assert any("from 'double' to 'float'" in c.detail and "member scale" in c.where for c in report.changes)
+    result = run_cli("abi-diff", samples["upper"].path, samples["upper_v2"].path, "--struct", "lab_options")
+    assert result.returncode == 1 and "INCOMPATIBLE" in result.stdout
+    assert "CHANGED" in result.stdout and "indent" in result.stdout
+
+
+def test_same_file_is_compatible(samples: dict[str, labkit.Sample]) -> None:
+    report = labkit.abi_diff(samples["upper"].path, samples["upper"].path)
+    assert report.compatible and report.status == 0 and report.changes == ()
+    assert run_cli("abi-diff", samples["upper"].path, samples["upper"].path).returncode == 0
+
+
+def test_removed_symbol_changed_parameter_and_struct(workdir: Path) -> None:
+    old = labkit.build_shared(OLD, "shapes_old")
+    new = labkit.build_shared(NEW, "shapes_new")
+    report = labkit.abi_diff(old.path, new.path)
+    assert report.status_bits == ("ABI_CHANGE", "ABI_INCOMPATIBLE_CHANGE")
+    by_kind = {c.kind: c for c in report.changes}
+    assert by_kind["removed-function"].where == "int gone()"
+    assert by_kind["added-function"].where == "int added()" and not by_kind["added-function"].breaking
+    assert by_kind["type-changed"].where == "double area(double): parameter 1"
+    assert by_kind["member-inserted"].where == "int norm(point*): struct point"
+    assert not report.compatible
+
+
+def test_an_added_function_is_compatible(workdir: Path) -> None:
+    old = labkit.build_shared("int one(void) { return 1; }\n", "grow_old")
+    new = labkit.build_shared("int one(void) { return 1; }\nint two(void) { return 2; }\n", "grow_new")
+    report = labkit.abi_diff(old.path, new.path)
+    assert report.compatible and report.status == 4
+    assert [c.kind for c in report.changes] == ["added-function"]
+    assert run_cli("abi-diff", old.path, new.path, cwd=workdir).returncode == 0
+
+
+def test_without_debug_info_symbols_still_count(workdir: Path) -> None:
+    old = labkit.build_shared(OLD, "nodebug_old", default_flags=False, cflags=["-fPIC"])
+    new = labkit.build_shared(NEW, "nodebug_new", default_flags=False, cflags=["-fPIC"])
+    report = labkit.abi_diff(old.path, new.path)
+    assert ("removed-symbol", "gone") in {(c.kind, c.where) for c in report.changes}
+    with pytest.raises(labkit.InputError, match=r"has no DWARF debug information"):
+        labkit.struct_layout(old.path, "point")
+
+
+def test_two_unrelated_libraries(samples: dict[str, labkit.Sample], workdir: Path) -> None:
+    other = labkit.build_shared("int unrelated(void) { return 0; }\n", "unrelated")
+    report = labkit.abi_diff(samples["upper"].path, other.path)
+    assert not report.compatible
+    assert ("removed-function", "const lab_plugin* lab_plugin_entry()") in {(c.kind, c.where) for c in report.changes}
+    assert run_cli("abi-diff", samples["upper"].path, other.path).returncode == 1
+
+
+@pytest.mark.parametrize("name", ["empty", "text", "truncated", "directory", "missing"])
+def test_bad_input_is_a_tool_error(bad: dict[str, Path], hello_so: labkit.Artifact, name: str) -> None:
+    result = run_cli("abi-diff", hello_so.path, bad[name])
+    assert result.returncode == 2
+    assert result.stderr.startswith("labkit abi-diff: ") and repr(labkit.show(bad[name]))[1:-1] in result.stderr
+
+
+def test_abidiff_missing_is_said_clearly(hello_so: labkit.Artifact, tmp_path: Path) -> None:
+    assert not Path(sys.executable).with_name("abidiff").exists()  # else PATH cannot hide it
+    env = dict(os.environ, PATH=str(tmp_path))  # an empty folder: no abidiff on PATH
+    result = run_cli("abi-diff", hello_so.path, hello_so.path, env=env)
+    assert result.returncode == 2
+    assert "'abidiff' is not on PATH" in result.stderr and "apt-get install abigail-tools" in result.stderr
+
+
+def test_an_object_file_is_compared_by_its_symbols(hello_so: labkit.Artifact, workdir: Path) -> None:
+    obj = workdir / "f.o"
+    subprocess.run(["gcc", "-c", "-x", "c", "-", "-o", str(obj)], input="int f(void){return 1;}\n",
+                   text=True, check=True)
+    report = labkit.abi_diff(hello_so.path, obj)
+    assert ("added-symbol", "f") in {(c.kind, c.where) for c in report.changes}
+    assert not report.compatible  # add, greet and counter are gone
+
+
+@pytest.mark.parametrize("header", ["plugin_api.h", "plugin_api_v2.h"])
+def test_struct_layout_matches_cffi(samples: dict[str, labkit.Sample], header: str) -> None:
+    """DWARF's offsets against cffi's layout of the header the build used."""
+    ffi = cffi.FFI()
+    text = (labkit.PLUGINS_C / header).read_text()
+    ffi.cdef("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+    build = samples["upper" if header == "plugin_api.h" else "upper_v2"].path
+    for struct in ("lab_options", "lab_plugin"):
+        layout = labkit.struct_layout(build, struct)
+        assert layout.size == ffi.sizeof(struct)
+        for member in layout.members:
+            assert member.offset == ffi.offsetof(struct, member.name), (struct, member.name)
+            assert member.size == ffi.sizeof(ffi.typeof(struct).fields[
+                [f[0] for f in ffi.typeof(struct).fields].index(member.name)][1].type)
+
+
+def test_padding_is_found(workdir: Path) -> None:
+    lib = labkit.build_shared("struct pad { char c; double d; short s; };\n"
+                              "int f(struct pad *p) { return p->c + p->s; }\n", "pad")
+    layout = labkit.struct_layout(lib.path, "pad")
+    assert layout.size == 24
+    assert layout.holes == ((1, 7), (18, 6))
+    assert "(padding)" in str(layout)
+    with pytest.raises(labkit.InputError, match=r"has no struct 'nothere'"):
+        labkit.struct_layout(lib.path, "nothere")
+
+
+def test_parse_report_on_abidiff_words() -> None:
+    text = """Functions changes summary: 1 Removed, 0 Changed, 0 Added function
+
+1 Removed function:
+
+  [D] 'function int gone()'    {gone}
+"""
+    assert [(c.kind, c.where) for c in parse_report(text)] == [("removed-function", "int gone()")]
