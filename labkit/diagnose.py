@@ -165,8 +165,8 @@ def _header_problems(p: Path, elf_class: int, e_machine: str, e_type: str) -> li
         ours = MACHINE_NAMES.get(host, host)
         problems.append(Problem(
             "wrong-machine",
-            f"{show(p)!r} holds {theirs} code; this machine runs {ours}. (The loader "
-            "skips it and says 'No such file or directory', although the file is there.)",
+            f"{show(p)!r} holds {theirs} code; this machine runs {ours}, so the loader "
+            "skips it and says 'No such file or directory', although the file is there",
             f"rebuild it for {ours} (cc here, or zig cc -target {ours}-linux-gnu), "
             f"or run it on a machine that runs {theirs}",
         ))

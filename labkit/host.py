@@ -320,14 +320,23 @@ class PluginHost:
         options.width = width
         return options
 
-    def trial(self, pid: str, text: str, *, timeout: float = 30.0, **options: Any) -> Outcome:
-        """Load ``pid`` and call its transform on ``text`` in a child process: a plugin
-        that crashes kills the child, not this process. The result is in ``.value``."""
+    def trial(
+        self, pid: str, argument: str | float, *, call: str = "transform",
+        timeout: float = 30.0, **options: Any,
+    ) -> Outcome:
+        """Load ``pid`` and call its ``transform`` (or ``scale``, with ``call="scale"``) on
+        ``argument`` in a child process: a plugin that crashes kills the child, not this
+        process. The result is in ``.value``; ``options`` are those of :meth:`load`."""
         path = self.path_of(pid)
+        if call not in ("transform", "scale"):
+            raise InputError(f"call must be 'transform' or 'scale', not {call!r}")
 
-        def attempt() -> str:
-            return PluginHost(path.parent, header=self.header, accept=self.accept).load(
-                pid, **options).transform(text)
+        def attempt() -> str | float:
+            plugin = PluginHost(path.parent, header=self.header, accept=self.accept).load(
+                pid, **options)
+            if call == "scale":
+                return plugin.scale(float(argument))
+            return plugin.transform(str(argument))
 
         return run_isolated(attempt, timeout=timeout)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .build import build_shared
 from .constants import ZIG_TARGETS
+from .samples import build_samples
 from .toolchain import find_go
 
 _C_PROBE = "#include <stdio.h>\nint warm(void) { return puts(\"warm\"); }\n"
@@ -22,8 +23,9 @@ _GO_PLUGIN = 'package main\n\nimport "fmt"\n\nfunc Hello() { fmt.Println("warm")
 
 
 def warm(log: bool = True) -> None:
-    """Build the C probe natively and for every zig target, then a cgo program and a
-    ``-buildmode=plugin`` module so the Go build cache holds the runtime in both forms."""
+    """Build the C probe natively and for every zig target, the sample C plugins, then a
+    cgo program and a ``-buildmode=plugin`` module so the Go build cache holds the runtime
+    in both forms."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -34,6 +36,9 @@ def warm(log: bool = True) -> None:
             wasm = target is not None and target.startswith("wasm32")
             build_shared(_WASM_PROBE if wasm else _C_PROBE, "warm", target=target, out_dir=tmp)
             say(f"C for {target or 'this machine'}: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        build_samples(Path(tmp) / "plugins")
+        say(f"the sample plugins of plugins/c: {time.monotonic() - start:.1f} s")
         go = find_go()
         work = Path(tmp) / "gowarm"
         work.mkdir()

@@ -51,5 +51,5 @@ def test_warm_builds_what_binder_pre_builds() -> None:
     proc = labkit_cli("warm")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for line in ("C for this machine:", "C for aarch64-linux-gnu:", "C for wasm32-freestanding:",
-                 "Go -buildmode=exe:", "Go -buildmode=plugin:"):
+                 "the sample plugins of plugins/c:", "Go -buildmode=exe:", "Go -buildmode=plugin:"):
         assert line in proc.stdout
