@@ -1,5 +1,14 @@
+"""``python -m labkit``: see :mod:`labkit.cli`."""
+
+import os
 import sys
 
 from .cli import main
 
-sys.exit(main())
+try:
+    status = main()
+    sys.stdout.flush()
+except BrokenPipeError:  # the reader stopped early (| head): not an error of ours
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    status = 0
+sys.exit(status)
