@@ -330,7 +330,7 @@ def _type_size(die: Any) -> int:
     if "DW_AT_byte_size" in die.attributes:
         return int(die.attributes["DW_AT_byte_size"].value)
     if die.tag == "DW_TAG_pointer_type":
-        return int(die.cu.structs.address_size if hasattr(die.cu, "structs") else 8)
+        return int(die.cu["address_size"])
     return 0
 
 

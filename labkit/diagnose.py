@@ -107,7 +107,7 @@ def diagnose_load(
     if not missing:
         absent = _absent_versions(info, found)
         problems += [_missing_version(info.path, v, lib, found[lib]) for v, lib in absent]
-        problems += _symbol_problems(info, found, context, {v for v, _ in absent})
+        problems += _symbol_problems(info, found, context, {v for v, _ in absent}, env)
     problems += _required_problems(info, context.require)
     problems += _dlerror_problems(p, dlerror, already=problems)
     return problems
@@ -295,6 +295,7 @@ def _missing_version(path: Path, version: str, library: str, lib: ElfInfo | None
 def _symbol_problems(
     info: ElfInfo, found: Mapping[str, ElfInfo], context: Context,
     missing_versions: set[str],
+    env: Mapping[str, str],
 ) -> list[Problem]:
     """Undefined symbols that no library in the file's scope, nor the host, defines."""
     wanted = [
@@ -309,7 +310,7 @@ def _symbol_problems(
     host = context.host
     if host is not None:
         defined.update(host.exported)
-        defined.update(_host_scope(host))
+        defined.update(_host_scope(host, env))
     unresolved = [
         name for name in wanted
         if name not in defined and not (context.provided and context.provided(name))
@@ -321,9 +322,9 @@ def _symbol_problems(
         names += f" and {len(unresolved) - 5} more"
     one = len(unresolved) == 1
     if host is not None:
-        where = f"it, the libraries it needs, nor the host {show(host.path)!r} define"
+        where = f"it, the libraries it needs, nor the host {show(host.path)!r} defines"
     elif context.provided is not None:
-        where = "it, the libraries it needs, nor anything loaded globally before it define"
+        where = "it, the libraries it needs, nor anything loaded globally before it defines"
     else:
         where = ("it nor the libraries it needs define (a host program may still provide "
                  f"{'it' if one else 'them'}: check with --host HOST)")
@@ -337,9 +338,9 @@ def _symbol_problems(
     )]
 
 
-def _host_scope(host: ElfInfo) -> set[str]:
+def _host_scope(host: ElfInfo, env: Mapping[str, str]) -> set[str]:
     names: set[str] = set()
-    found, _ = _dependencies(host, os.environ)
+    found, _ = _dependencies(host, env)
     for lib in found.values():
         names.update(lib.exported)
     return names

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .constants import RTLD
-from .diagnose import Problem, diagnose_load
+from .diagnose import Context, Problem, diagnose_load
 from .elf import check_complete
 from .errors import ElfError, InputError, LoadError, SymbolError
 from .paths import show, tidy
@@ -247,9 +247,20 @@ def _open(target: str, flags: int, *, display: str) -> Library:
         handle = lib.dlopen(target.encode(), flags)
         err = _dlerror(lib, ffi) if handle == ffi.NULL else ""
     if handle == ffi.NULL:
-        problems = diagnose_load(target, dlerror=err)
+        context = Context(provided=_globally_defined)
+        problems = diagnose_load(target, dlerror=err, context=context)
         raise _load_error(display, Path(target), err, problems)
     return Library(Path(target), handle, flags, display)
+
+
+def _globally_defined(name: str) -> bool:
+    """Whether ``name`` is in this process's global scope: the program, its libraries and
+    whatever was loaded with RTLD_GLOBAL (dlsym with RTLD_DEFAULT, the NULL handle)."""
+    ffi, lib = _dl()
+    with _lock:
+        found = lib.dlsym(ffi.NULL, name.encode()) != ffi.NULL
+        _dlerror(lib, ffi)  # clear the message a miss leaves behind
+    return bool(found)
 
 
 def _load_error(

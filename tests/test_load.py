@@ -169,3 +169,18 @@ def test_ld_library_path_is_honoured(workdir: Path, unique: str) -> None:
     user = labkit.build_shared(unique + "int z(void);\nint w(void) { return z(); }\n", "zuser", libs=[dep.path])
     assert labkit.diagnose_load(user.path, env={"LD_LIBRARY_PATH": str(workdir / "elsewhere")}) == []
     assert [p.kind for p in labkit.diagnose_load(user.path, env={})] == ["missing-library"]
+
+
+def test_load_diagnosis_counts_what_this_process_defines(workdir: Path, unique: str) -> None:
+    """The interpreter's own symbols are in the global scope: a failed load does not blame
+    them, while explain, which knows no host, lists both."""
+    source = unique + ("void *PyLong_FromLong(long);\nint missing_fn(void);\n"
+                       "void *both(void) { return missing_fn() ? PyLong_FromLong(1) : 0; }\n")
+    lib = labkit.build_shared(source, "usespython")
+    with pytest.raises(labkit.LoadError) as info:
+        labkit.load(lib.path)
+    [problem] = info.value.problems
+    assert "'missing_fn'" in problem.message and "PyLong_FromLong" not in problem.message
+    assert "nor anything loaded globally before it" in problem.message
+    [alone] = labkit.explain(lib.path).problems
+    assert "'PyLong_FromLong', 'missing_fn'" in alone.message
