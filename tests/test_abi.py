@@ -149,3 +149,18 @@ def test_parse_report_on_abidiff_words() -> None:
   [D] 'function int gone()'    {gone}
 """
     assert [(c.kind, c.where) for c in parse_report(text)] == [("removed-function", "int gone()")]
+
+
+#: abi-diff of upper (the reference build) against each sample: only the interface counts,
+#: so future_abi's version number and crasher's bug are invisible to it, by design.
+AGAINST_UPPER = {"upper": True, "upper_v2": False, "no_entry": False, "future_abi": True,
+                 "crasher": True, "needs_lib": True, "needs_version": True}
+
+
+@pytest.mark.parametrize("sample_id", list(labkit.SAMPLES))
+def test_every_sample_against_upper(samples: dict[str, labkit.Sample], sample_id: str) -> None:
+    assert set(AGAINST_UPPER) == set(labkit.SAMPLES)
+    report = labkit.abi_diff(samples["upper"].path, samples[sample_id].path)
+    assert report.compatible is AGAINST_UPPER[sample_id]
+    result = run_cli("abi-diff", samples["upper"].path, samples[sample_id].path)
+    assert result.returncode == (0 if AGAINST_UPPER[sample_id] else 1), result.stderr
