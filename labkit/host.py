@@ -167,11 +167,7 @@ class Plugin:
         service and :class:`PluginError` says why. Calls that started before the swap finish
         in the old copy, which is closed after the last of them returns.
         """
-        if self.closed:
-            raise PluginError(
-                f"plugin {self.id!r} is closed. Fix: load it again with host.load({self.id!r})",
-                plugin_id=self.id, path=self.path, check="call",
-            )
+        self._live()  # a closed plugin cannot be swapped: it says how to load it again
         new = self._open(fresh=True)
         old = self._install(new)
         self.reloads += 1
@@ -198,9 +194,8 @@ class Plugin:
 
     # -- internals -----------------------------------------------------------------------
     def _open(self, *, fresh: bool) -> _Generation:
-        library = self.host._validated(self.id, self.path, fresh=fresh)
+        library, descriptor = self.host._validated(self.id, self.path, fresh=fresh)
         try:
-            descriptor = self.host._descriptor(library)
             state = self.host.ffi.NULL
             if descriptor.create != self.host.ffi.NULL:
                 state = descriptor.create(self.host.options(**self.options))
@@ -345,8 +340,9 @@ class PluginHost:
         while self.plugins:
             self.plugins.popitem()[1].close()
 
-    def _validated(self, pid: str, path: Path, *, fresh: bool) -> Library:
-        """Load ``path`` and run the host's checks; the library is closed again on failure."""
+    def _validated(self, pid: str, path: Path, *, fresh: bool) -> tuple[Library, Any]:
+        """Load ``path`` and run the host's checks; return the library and the descriptor its
+        entry point gave. The library is closed again on failure."""
         try:
             library = load_fresh(path) if fresh else load(path)
         except LoadError as exc:
@@ -355,17 +351,14 @@ class PluginHost:
                 plugin_id=pid, path=path, check="load",
             ) from exc
         try:
-            self._check(pid, path, library)
+            return library, self._check(pid, path, library)
         except BaseException:
             library.close()
             raise
-        return library
 
-    def _descriptor(self, library: Library) -> Any:
-        entry = self.ffi.cast("const lab_plugin *(*)(void)", library.symbol(ENTRY_SYMBOL))
-        return entry()
-
-    def _check(self, pid: str, path: Path, library: Library) -> None:
+    def _check(self, pid: str, path: Path, library: Library) -> Any:
+        """Run the checks in order and return the descriptor (the entry point is called
+        once), or raise :class:`PluginError` for the first check that fails."""
         ffi = self.ffi
         declared: dict[str, object] = {}
 
@@ -378,12 +371,12 @@ class PluginHost:
             )
 
         try:
-            library.symbol(ENTRY_SYMBOL)
+            address = library.symbol(ENTRY_SYMBOL)
         except SymbolError:
             raise fail("entry-symbol", f"it does not export {ENTRY_SYMBOL}",
                        f"define `const lab_plugin *{ENTRY_SYMBOL}(void)` in the plugin, not "
                        "static (`nm -D` lists what it exports)") from None
-        descriptor = self._descriptor(library)
+        descriptor = ffi.cast("const lab_plugin *(*)(void)", address)()
         if descriptor == ffi.NULL:
             raise fail("descriptor", f"{ENTRY_SYMBOL}() returned NULL",
                        "return the address of a static lab_plugin descriptor")
@@ -410,3 +403,4 @@ class PluginHost:
                        f"fill in .{missing[0]} in the descriptor")
         if declared["name"] is None:
             raise fail("name", "its descriptor's name is NULL", "set .name in the descriptor")
+        return descriptor
