@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cffi
 import pytest
 
 import labkit
 from labkit.abi import parse_report
+from labkit.host import api
 from tests.conftest import run_cli
 
 OLD = """
@@ -117,17 +117,14 @@ def test_an_object_file_is_compared_by_its_symbols(hello_so: labkit.Artifact, wo
 @pytest.mark.parametrize("header", ["plugin_api.h", "plugin_api_v2.h"])
 def test_struct_layout_matches_cffi(samples: dict[str, labkit.Sample], header: str) -> None:
     """DWARF's offsets against cffi's layout of the header the build used."""
-    ffi = cffi.FFI()
-    text = (labkit.PLUGINS_C / header).read_text()
-    ffi.cdef("\n".join(line for line in text.splitlines() if not line.startswith("#")))
+    ffi, _ = api(labkit.PLUGINS_C / header)  # the host's own reading of the header
     build = samples["upper" if header == "plugin_api.h" else "upper_v2"].path
     for struct in ("lab_options", "lab_plugin"):
         layout = labkit.struct_layout(build, struct)
         assert layout.size == ffi.sizeof(struct)
         for member in layout.members:
             assert member.offset == ffi.offsetof(struct, member.name), (struct, member.name)
-            assert member.size == ffi.sizeof(ffi.typeof(struct).fields[
-                [f[0] for f in ffi.typeof(struct).fields].index(member.name)][1].type)
+            assert member.size == ffi.sizeof(dict(ffi.typeof(struct).fields)[member.name].type)
 
 
 def test_padding_is_found(workdir: Path) -> None:
