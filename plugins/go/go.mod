@@ -1,0 +1,3 @@
+module pluginlab
+
+go 1.22
