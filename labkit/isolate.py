@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,8 @@ class Outcome:
         if self.signal is not None:
             meaning = SIGNAL_MEANINGS.get(signal.Signals[self.signal], "")
             return f"the child was killed by {self.signal}" + (f": {meaning}" if meaning else "")
+        if self.error is not None and self.returncode is None:
+            return f"the program could not start: {self.error['message']}"
         if self.error is not None:
             return f"the child raised {self.error['kind']}: {self.error['message']}"
         return f"the child exited with status {self.returncode}"
@@ -129,18 +131,51 @@ def run(
     raise InputError(f"run() takes a str of Python or a callable, not {type(target).__name__}")
 
 
+def run_program(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Outcome:
+    """Run a program (a Go host, a plugin's own binary) as a child and report how it ended.
+
+    ``env`` adds environment variables. A program the kernel cannot start (a missing
+    interpreter, as for a musl program on glibc) comes back with ``returncode`` None and
+    :attr:`Outcome.error` ``{"kind": "FileNotFoundError", ...}``, the exec error as plain
+    data. ``timeout`` seconds after the start the program and its children are killed.
+    """
+    if timeout <= 0:
+        raise InputError(f"timeout must be positive, not {timeout!r}")
+    if not argv:
+        raise InputError("run_program needs a program to run: argv is empty")
+    child_env = {**os.environ, **(env or {})}
+    return _run_process([os.fspath(a) for a in argv], timeout, child_env, cwd)
+
+
 def _run_snippet(
     code: str, timeout: float, env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None
 ) -> Outcome:
     child_env = dict(os.environ)
     child_env.update(env or {})
     child_env["PYTHONFAULTHANDLER"] = "1"
-    argv = [sys.executable, "-c", _BOOT, code]
+    return _run_process([sys.executable, "-c", _BOOT, code], timeout, child_env, cwd)
+
+
+def _run_process(
+    argv: list[str], timeout: float, env: dict[str, str], cwd: str | os.PathLike[str] | None
+) -> Outcome:
     start = time.monotonic()
-    with subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=child_env, cwd=cwd, start_new_session=True,
-    ) as proc:
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, cwd=cwd, start_new_session=True,
+        )
+    except OSError as exc:  # exec failed: the kernel's answer is the lesson, keep it as data
+        error = {"kind": type(exc).__name__, "message": f"[Errno {exc.errno}] {exc.strerror}: "
+                 f"{tidy(str(argv[0]))!r}", "traceback": ""}
+        return Outcome(None, None, "", "", False, time.monotonic() - start, None, error)
+    with proc:
         (out, err), timed_out = _collect(proc.pid, [proc.stdout, proc.stderr], start + timeout)
         status = proc.wait()
     code_, sig = (status, None) if status >= 0 else (None, signal.Signals(-status).name)

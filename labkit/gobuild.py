@@ -1,0 +1,247 @@
+"""Building Go code: programs, ``-buildmode=plugin`` and ``-buildmode=c-shared``, cached.
+
+:func:`build_go` runs ``go build`` on one package of a Go module (``plugins/go/`` by
+default) with control over what decides whether a plugin and its host fit together: the
+toolchain (``toolchain="go1.26.0"`` fetches that release from the Go module proxy once),
+``cgo``, ``trimpath``, build ``tags`` (``plugins/go/api`` uses the tag ``api_v2`` to select
+release 1.1 of the shared package) and a musl ``target`` built with ``zig cc``. Results are
+cached by content like C builds: the key covers every Go, C and module file of the module,
+the options and the toolchains, so a second build of the same thing is a file copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from .build import Artifact, Kind, _install
+from .constants import GO_BUILD_HINTS, GO_TARGETS
+from .errors import BuildError, InputError
+from .paths import LAB_ROOT, cache_dir, show, tidy
+from .progress import Progress
+from .toolchain import Tool, find_cc, find_go, find_zig
+
+GoMode = Literal["exe", "plugin", "c-shared"]
+
+#: The lab's Go module: the shared package ``api``, plugins, hosts, a c-shared library.
+PLUGINS_GO = LAB_ROOT / "plugins" / "go"
+
+_MODES = ("exe", "plugin", "c-shared")
+_SOURCE_SUFFIXES = (".go", ".c", ".h", ".s", ".mod", ".sum")
+_BUILD_TIMEOUT = 900  # a cold musl build compiles musl's libc and the runtime: ~90 s here
+_PLAIN = {("CGO_ENABLED", "1"), ("GOTOOLCHAIN", "local")}
+_TOOLCHAIN = re.compile(r"go1\.\d+(\.\d+)?((rc|beta)\d+)?$")
+
+
+def build_go(
+    package: str,
+    name: str | None = None,
+    *,
+    mode: GoMode = "exe",
+    module: str | os.PathLike[str] = PLUGINS_GO,
+    cgo: bool = True,
+    trimpath: bool = False,
+    tags: Iterable[str] = (),
+    toolchain: str | None = None,
+    target: str | None = None,
+    out_dir: str | os.PathLike[str] = "build/go",
+) -> Artifact:
+    """Build one package of a Go module with ``go build -buildmode=MODE``.
+
+    Parameters:
+        package: the package's folder inside the module (``"greeter"``, ``"./host"``).
+        name: the output's base name, by default the folder's name. A plugin is written as
+            ``NAME.so``, a c-shared library as ``libNAME.so`` plus its header ``libNAME.h``,
+            a program as ``NAME``.
+        mode: ``"exe"``, ``"plugin"`` or ``"c-shared"``.
+        module: the folder holding ``go.mod`` (the lab's ``plugins/go`` by default).
+        cgo: ``CGO_ENABLED=1`` (the default; plugins need it) or ``0``.
+        trimpath: pass ``-trimpath`` (file paths removed from the binary).
+        tags: build tags (``-tags a,b``).
+        toolchain: a Go release such as ``"go1.26.0"`` instead of the pinned one; the go
+            command fetches it from the Go module proxy the first time (``GOTOOLCHAIN``).
+        target: ``None`` for this machine, or ``"x86_64-linux-musl"``: cgo through
+            ``zig cc``, a dynamically linked program for Alpine's musl.
+        out_dir: where the named output goes.
+
+    A step longer than a second shows a progress line in a notebook. Raises
+    :class:`~labkit.errors.BuildError` with go's stderr when the build fails.
+    """
+    root, folder = _check(module, package, mode, toolchain, target)
+    tag_list = sorted({t.strip() for t in tags if t.strip()})
+    base = name or folder.name
+    filename = {"exe": base, "plugin": f"{base}.so", "c-shared": f"lib{base}.so"}[mode]
+    go = find_go()
+    c_tool: Tool | None = None
+    if cgo:
+        c_tool = find_zig() if target else find_cc()
+    args = ["build", f"-buildmode={mode}"]
+    if trimpath:
+        args.append("-trimpath")
+    if tag_list:
+        args.append(f"-tags={','.join(tag_list)}")
+    if target:
+        args.append("-ldflags=-extldflags=-dynamic")  # a musl program that needs ld-musl
+    env = _environment(cgo, toolchain, target, c_tool)
+    rel = "./" + folder.relative_to(root).as_posix()
+    key = _cache_key(root, rel, filename, args, env, go, c_tool, toolchain)
+    cached = cache_dir() / "go" / key[:2] / key
+    from_cache = (cached / filename).exists()
+    if not from_cache:
+        _run_go((*go.command, *args), rel, root, env, cached, filename, mode)
+    out = Path(out_dir) / filename
+    _install(cached / filename, out)
+    if mode == "c-shared":
+        _install(cached / filename.replace(".so", ".h"), out.with_suffix(".h"))
+    kind: Kind = "executable" if mode == "exe" else "shared"
+    return Artifact(out, kind, target or "native", _shown_command(env, args, filename, rel),
+                    key, from_cache)
+
+
+def _shown_command(
+    env: dict[str, str], args: list[str], filename: str, package: str
+) -> tuple[str, ...]:
+    """The command as a learner would type it: the settings that differ from a plain
+    ``go build`` first (``CGO_ENABLED=0 go build ...``), the tool by its short name."""
+    shown = [f"{k}={shlex.quote(tidy(v))}" for k, v in env.items()
+             if (k, v) not in _PLAIN and k not in ("CC", "GOFLAGS", "GOWORK")]
+    if "-target" in env.get("CC", ""):
+        shown.append("CC=" + shlex.quote("zig cc " + env["CC"].split(" cc ", 1)[1]))
+    return (*shown, "go", *args, "-o", filename, package)
+
+
+def _check(
+    module: str | os.PathLike[str], package: str, mode: str, toolchain: str | None,
+    target: str | None,
+) -> tuple[Path, Path]:
+    root = Path(module).resolve()
+    if not (root / "go.mod").is_file():
+        raise InputError(f"{show(root)!r} is not a Go module (no go.mod). Fix: pass module= "
+                         "the folder that holds go.mod", path=root)
+    if mode not in _MODES:
+        raise InputError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
+    folder = (root / package).resolve()
+    if not folder.is_dir() or not any(folder.glob("*.go")):
+        choices = sorted(p.parent.relative_to(root).as_posix() for p in root.glob("*/*.go"))
+        raise InputError(
+            f"no Go package {package!r} in {show(root)!r}. Fix: use one of "
+            f"{', '.join(dict.fromkeys(choices))}", path=folder,
+        )
+    if root not in folder.parents and folder != root:
+        raise InputError(f"{package!r} is outside the module {show(root)!r}", path=folder)
+    if toolchain is not None and not _TOOLCHAIN.match(toolchain):
+        raise InputError(f"toolchain must name a Go release such as 'go1.26.0', "
+                         f"not {toolchain!r}")
+    if target is not None and target not in GO_TARGETS:
+        raise InputError(f"unknown target {target!r}: labkit builds Go for this machine "
+                         f"(target=None) or for {', '.join(GO_TARGETS)}")
+    return root, folder
+
+
+def _environment(
+    cgo: bool, toolchain: str | None, target: str | None, c_tool: Tool | None
+) -> dict[str, str]:
+    env = {
+        "CGO_ENABLED": "1" if cgo else "0",
+        "GOTOOLCHAIN": toolchain or "local",
+        "GOFLAGS": "-buildvcs=false",
+        "GOWORK": "off",
+    }
+    if c_tool is not None:
+        if target:
+            env["CC"] = " ".join([*c_tool.command, "cc", "-target", target])
+        else:
+            env["CC"] = c_tool.command[0]
+    return env
+
+
+def _cache_key(
+    root: Path, package: str, filename: str, args: list[str], env: dict[str, str],
+    go: Tool, c_tool: Tool | None, toolchain: str | None,
+) -> str:
+    files = {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in _module_files(root)
+    }
+    material = json.dumps([files, package, filename, args, env, go.identity,
+                           c_tool.identity if c_tool else None, toolchain], sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _module_files(root: Path) -> list[Path]:
+    """The files of the module that can change a build, without nested modules."""
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_"))
+                         and d != "testdata" and not (here / d / "go.mod").exists())
+        found += [here / n for n in sorted(names) if n.endswith(_SOURCE_SUFFIXES)]
+    return found
+
+
+def _run_go(
+    command: tuple[str, ...], package: str, root: Path, env: dict[str, str], cached: Path,
+    filename: str, mode: str,
+) -> None:
+    workroot = cache_dir() / "tmp"
+    workroot.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, **env}
+    child_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
+                                         child_env.get("PATH", "")])
+    with tempfile.TemporaryDirectory(dir=workroot) as work:
+        staged = Path(work) / "out"
+        staged.mkdir()
+        argv = [*command, "-o", str(staged / filename), package]
+        with Progress(f"go build -buildmode={mode} {package}") as progress, subprocess.Popen(
+            argv, cwd=root, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        ) as proc:
+            stdout, stderr = "", ""
+            while True:
+                try:
+                    stdout, stderr = proc.communicate(timeout=0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress.tick()
+                    if progress.elapsed > _BUILD_TIMEOUT:
+                        proc.kill()
+                        stdout, stderr = proc.communicate()
+                        stderr += f"\n(labkit stopped go build after {_BUILD_TIMEOUT} s)"
+                        break
+        if proc.returncode != 0:
+            raise _failure(command, package, proc.returncode, stderr or stdout, env)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staged, cached)
+        except OSError:
+            if not (cached / filename).exists():  # another build won the race if it finished
+                raise
+
+
+def _failure(
+    command: tuple[str, ...], package: str, code: int, stderr: str, env: dict[str, str]
+) -> BuildError:
+    shown = tidy(stderr).strip()
+    matched = [(needle, hint) for needle, hint in GO_BUILD_HINTS if needle in stderr]
+    if matched:
+        needle, fix = matched[0]
+        diagnosis = next((line for line in shown.splitlines() if needle in line), needle)
+    else:
+        fix = "correct the Go source at the line go names above"
+        lines = [line for line in shown.splitlines() if not line.startswith("#")]
+        diagnosis = lines[0] if lines else ""
+    settings = " ".join(f"{k}={v}" for k, v in env.items() if k in ("CGO_ENABLED", "GOTOOLCHAIN"))
+    words = ["go", *command[1:], package]
+    message = (f"go build could not build {package!r} (exit status {code}; {settings}).\n"
+               f"{shown}\nFix: {fix}")
+    return BuildError(message, source=package, command=words, returncode=code,
+                      stderr=stderr, diagnosis=diagnosis.strip(), fix=fix)
