@@ -20,6 +20,8 @@ from pathlib import Path
 from .diagnose import Context, Problem, diagnose_load
 from .elf import ElfInfo, read_elf
 from .errors import ElfError, InputError
+from .gocheck import go_note, go_problems
+from .goinfo import GoInfo, go_info, is_go
 from .paths import show
 
 
@@ -31,6 +33,7 @@ class Verdict:
     action: str  # "load" for a shared object, "run" for a program
     problems: tuple[Problem, ...]
     checked: str  # what was checked, in words, when the file could be read
+    notes: tuple[str, ...] = ()  # what to know that no check can catch
 
     @property
     def ok(self) -> bool:
@@ -38,11 +41,13 @@ class Verdict:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"{show(self.path)}: will {self.action} here ({self.checked})."
-        count = len(self.problems)
-        lines = [f"{show(self.path)}: will not {self.action} here "
-                 f"({count} problem{'s' if count > 1 else ''})."]
-        lines += [f"- {problem.line()}" for problem in self.problems]
+            lines = [f"{show(self.path)}: will {self.action} here ({self.checked})."]
+        else:
+            count = len(self.problems)
+            lines = [f"{show(self.path)}: will not {self.action} here "
+                     f"({count} problem{'s' if count > 1 else ''})."]
+            lines += [f"- {problem.line()}" for problem in self.problems]
+        lines += [f"Note: {note}." for note in self.notes]
         return "\n".join(lines)
 
 
@@ -55,10 +60,12 @@ def explain(
 ) -> Verdict:
     """Whether ``path`` will load (a shared object) or run (a program) on this machine.
 
-    ``host`` is the program that will load it: its exported symbols count. ``require`` are
-    symbols the host looks up with dlsym. Raises :class:`~labkit.errors.InputError` for a
-    path that is missing, a directory or unreadable, and for a host that is not readable
-    ELF; a file that is not ELF, or is truncated, gets a verdict saying so.
+    ``host`` is the program that will load it: its exported symbols count, and when host
+    or file is Go, the Go runtime's rules for ``plugin.Open`` are checked too
+    (:mod:`labkit.gocheck`). ``require`` are symbols the host looks up with dlsym.
+    Raises :class:`~labkit.errors.InputError` for a path that is missing, a directory or
+    unreadable, and for a host that is not readable ELF; a file that is not ELF, or is
+    truncated, gets a verdict saying so.
     """
     p = Path(path)
     if not p.exists():
@@ -74,8 +81,45 @@ def explain(
     problems = diagnose_load(
         p, env=env, run=run, context=Context(host=host_info, require=tuple(require)),
     )
-    return Verdict(p, "run" if run else "load", tuple(problems),
-                   _checked(info) if info is not None else "")
+    checked = _checked(info) if info is not None else ""
+    notes: list[str] = []
+    if info is not None:
+        go = go_info(p) if is_go(p) else None
+        if go is not None:
+            checked += f"; a Go {_go_kind(go)} built by {go.go_version}"
+            if go.buildmode == "plugin":
+                notes.append(go_note(go))
+                if host is None:
+                    notes.append("pass --host with the Go program that opens it to check "
+                                 "the Go runtime's rules as well")
+        if host is not None and not run:
+            problems += _go_problems(p, go, host, host_info)
+    return Verdict(p, "run" if run else "load", tuple(problems), checked, tuple(notes))
+
+
+def _go_problems(
+    p: Path, go: GoInfo | None, host: str | os.PathLike[str], host_info: ElfInfo | None,
+) -> list[Problem]:
+    host_go = go_info(host) if is_go(host) else None
+    if go is None:
+        if host_go is None:
+            return []
+        return [Problem(
+            "go-not-plugin",
+            f"{show(p)} was not built by Go; the Go host can only open it with plugin.Open, "
+            "which finds no plugin module data and dies with \"fatal error: runtime: no "
+            "plugin module data\"",
+            "build the plugin with `go build -buildmode=plugin`, or load a C library from "
+            "Go with cgo",
+        )]
+    if go.buildmode != "plugin" and host_go is None:
+        return []  # a Go c-shared library loaded by a C or Python host is fine
+    return go_problems(go, host_go, host_info)
+
+
+def _go_kind(go: GoInfo) -> str:
+    return {"plugin": "plugin", "c-shared": "c-shared library", "exe": "program",
+            "pie": "program"}.get(go.buildmode, go.buildmode)
 
 
 def _host(host: str | os.PathLike[str]) -> ElfInfo:
