@@ -1,31 +1,30 @@
 """``python -m labkit warm``: build once what a learner's first cells would wait for.
 
-Binder's postBuild runs it so that, in the image, the first Go build takes seconds and zig
-has its C libraries built for every cross target; nothing is fetched while notebooks run.
+Binder's postBuild runs it so that, in the image, zig has its C libraries built for every
+cross target, the Go build cache holds every variant notebooks 05 and 07 build (musl's
+runtime included), and the older Go toolchain of notebook 05 is in the Go module cache:
+nothing is fetched while notebooks run.
 """
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from .build import build_shared
 from .constants import ZIG_TARGETS
+from .gobuild import build_go
+from .gosamples import GO_SAMPLES, build_go_samples
 from .samples import build_samples
-from .toolchain import find_go
 
 _C_PROBE = "#include <stdio.h>\nint warm(void) { return puts(\"warm\"); }\n"
 _WASM_PROBE = "int warm(int x) { return 2 * x; }\n"  # wasm32-freestanding has no libc
-_GO_MAIN = 'package main\n\nimport "C"\nimport "fmt"\n\nfunc main() { fmt.Println("warm") }\n'
-_GO_PLUGIN = 'package main\n\nimport "fmt"\n\nfunc Hello() { fmt.Println("warm") }\n'
 
 
 def warm(log: bool = True) -> None:
-    """Build the C probe natively and for every zig target, the sample C plugins, then a
-    cgo program and a ``-buildmode=plugin`` module so the Go build cache holds the runtime
-    in both forms."""
+    """Build the C probe natively and for every zig target, the sample C plugins, every Go
+    sample variant and the compile-time registry hosts."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -39,13 +38,11 @@ def warm(log: bool = True) -> None:
         start = time.monotonic()
         build_samples(Path(tmp) / "plugins")
         say(f"the sample plugins of plugins/c: {time.monotonic() - start:.1f} s")
-        go = find_go()
-        work = Path(tmp) / "gowarm"
-        work.mkdir()
-        (work / "go.mod").write_text("module warm\n\ngo 1.21\n")
-        for mode, source in (("exe", _GO_MAIN), ("plugin", _GO_PLUGIN)):
-            (work / "main.go").write_text(source)
+        for name in GO_SAMPLES:
             start = time.monotonic()
-            subprocess.run([*go.command, "build", f"-buildmode={mode}", "-o", f"out-{mode}", "."],
-                           cwd=work, check=True, timeout=900)
-            say(f"Go -buildmode={mode}: {time.monotonic() - start:.1f} s")
+            build_go_samples(Path(tmp) / "go", [name])
+            say(f"Go sample {name}: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        for host in ("stock", "custom"):
+            build_go(f"registry/cmd/{host}", host, out_dir=Path(tmp) / "go")
+        say(f"Go registry hosts: {time.monotonic() - start:.1f} s")
