@@ -4,8 +4,12 @@ Build C into shared objects (:func:`build_shared`), look inside ELF files
 (:func:`read_elf`), load them by hand (:func:`load`, :func:`load_fresh`), find out why a file
 will not load (:func:`diagnose_load`), and run whatever may crash in a child process
 (:func:`run_isolated`). Host C plugins with :class:`PluginHost`, say why a file will not
-load with :func:`explain`, and compare two builds' ABI with :func:`abi_diff`. Notebooks
-import only what this module exports.
+load with :func:`explain`, and compare two builds' ABI with :func:`abi_diff`. Build Go
+programs, plugins and c-shared libraries (:func:`build_go`), read a Go binary's build
+information (:func:`go_info`), and check a Go plugin against its host (:func:`go_problems`,
+also done by :func:`explain`). Install and discover Python plugins
+(:func:`install_plugin`, :func:`transformers`, :func:`plugin_manager`). Notebooks import
+only what this module exports.
 """
 
 from .abi import (
@@ -36,19 +40,27 @@ from .errors import (
     ToolchainError,
 )
 from .explain import Verdict, explain
+from .gobuild import PLUGINS_GO, build_go
+from .gocheck import go_problems
+from .goinfo import GoInfo, Module, go_info, is_go
+from .gosamples import GO_SAMPLES, build_go_samples, host_report, run_go_host
 from .host import ENTRY_SYMBOL, Candidate, Plugin, PluginHost, plugin_id
-from .isolate import Outcome
+from .isolate import Outcome, run_program
 from .isolate import run as run_isolated
 from .lab import NotebookEntry, notebook_map, print_map
 from .load import Function, Library, c_string, is_mapped, load, load_fresh
 from .paths import LAB_ROOT, show, tidy
+from .pyplugins import PLUGINS_PY, Installed, install_plugin, plugin_manager, transformers
 from .samples import PLUGINS_C, SAMPLES, Sample, build_samples
 from .widgets import PluginPanel
 
 __all__ = [
     "ENTRY_SYMBOL",
+    "GO_SAMPLES",
     "LAB_ROOT",
     "PLUGINS_C",
+    "PLUGINS_GO",
+    "PLUGINS_PY",
     "RTLD",
     "SAMPLES",
     "AbiReport",
@@ -61,13 +73,16 @@ __all__ = [
     "ElfError",
     "ElfInfo",
     "Function",
+    "GoInfo",
     "Header",
     "InputError",
+    "Installed",
     "IsolationError",
     "LabkitError",
     "Library",
     "LoadError",
     "Member",
+    "Module",
     "NotebookEntry",
     "Outcome",
     "Plugin",
@@ -85,6 +100,8 @@ __all__ = [
     "VersionNeed",
     "abi_diff",
     "build_executable",
+    "build_go",
+    "build_go_samples",
     "build_samples",
     "build_shared",
     "c_string",
@@ -94,6 +111,11 @@ __all__ = [
     "doctor_report",
     "explain",
     "find_library",
+    "go_info",
+    "go_problems",
+    "host_report",
+    "install_plugin",
+    "is_go",
     "is_mapped",
     "load",
     "load_fresh",
@@ -101,13 +123,17 @@ __all__ = [
     "notebook_map",
     "peek",
     "plugin_id",
+    "plugin_manager",
     "print_map",
     "read_elf",
     "read_soname",
     "readelf_dynamic_symbols",
     "readelf_header",
+    "run_go_host",
     "run_isolated",
+    "run_program",
     "show",
     "struct_layout",
     "tidy",
+    "transformers",
 ]
