@@ -43,7 +43,7 @@ from .explain import Verdict, explain
 from .gobuild import PLUGINS_GO, build_go
 from .gocheck import go_problems
 from .goinfo import GoInfo, Module, go_info, is_go
-from .gosamples import GO_SAMPLES, build_go_samples, host_report, run_go_host
+from .gosamples import GO_SAMPLES, build_go_samples, dlopen_trace, go_said, host_report, run_go_host
 from .host import ENTRY_SYMBOL, Candidate, Plugin, PluginHost, plugin_id
 from .isolate import Outcome, run_program
 from .isolate import run as run_isolated
@@ -108,10 +108,12 @@ __all__ = [
     "compare_layouts",
     "compile_c",
     "diagnose_load",
+    "dlopen_trace",
     "doctor_report",
     "explain",
     "find_library",
     "go_info",
+    "go_said",
     "go_problems",
     "host_report",
     "install_plugin",

@@ -20,8 +20,10 @@ says in a few stable lines how it went.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .build import Artifact
@@ -78,11 +80,27 @@ def build_go_samples(
 
 
 def run_go_host(
-    host: str | os.PathLike[str], *plugins: str | os.PathLike[str], timeout: float = 30.0
+    host: str | os.PathLike[str], *plugins: str | os.PathLike[str], timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
 ) -> Outcome:
     """Run the Go host on ``plugins`` in a child process (a crash or a fatal error of the
-    Go runtime stays there). Paths are passed as given, so keep them relative."""
-    return run_program([_as_command(host), *(os.fspath(p) for p in plugins)], timeout=timeout)
+    Go runtime stays there). Paths are passed as given, so keep them relative; ``env`` adds
+    environment variables."""
+    return run_program([_as_command(host), *(os.fspath(p) for p in plugins)], timeout=timeout,
+                       env=env)
+
+
+def dlopen_trace(host: str | os.PathLike[str], plugin: str | os.PathLike[str]) -> list[str]:
+    """Run the host with ``LD_DEBUG=files`` and keep glibc's loader lines about ``plugin``
+    (process ids removed): the proof that ``plugin.Open`` is ``dlopen`` underneath."""
+    outcome = run_go_host(host, plugin, env={"LD_DEBUG": "files"})
+    name = Path(plugin).name
+    lines = []
+    for line in outcome.stderr.splitlines():
+        text = re.sub(r"^\s*\d+:\s*", "", line).strip()
+        if name in text:
+            lines.append(re.sub(r"\s+", " ", tidy(text)))
+    return lines
 
 
 def host_report(outcome: Outcome) -> str:
@@ -103,6 +121,21 @@ def host_report(outcome: Outcome) -> str:
     elif outcome.stderr.strip():
         lines.append(f"stderr: {tidy(outcome.stderr.strip().splitlines()[0])}")
     return "\n".join(lines)
+
+
+def go_said(outcome: Outcome) -> str:
+    """The Go runtime's verdict in one line: ``ok``, the host's refusal, the runtime's
+    ``fatal error:``, or why the program could not start."""
+    if outcome.error is not None and outcome.returncode is None:
+        return f"could not start: {outcome.error['message']}"
+    fatal = [line for line in outcome.stderr.splitlines() if line.startswith("fatal error:")]
+    if fatal:
+        return fatal[0]
+    if outcome.ok:
+        return "ok"
+    last = outcome.stdout.strip().splitlines()[-1] if outcome.stdout.strip() else ""
+    last = re.sub(r'^open \S+: (plugin\.Open\("[^"]*"\): )?', "", last.strip())
+    return last or f"exit status {outcome.returncode}"
 
 
 def _as_command(path: str | os.PathLike[str]) -> str:

@@ -274,3 +274,24 @@ def test_progress_stays_silent_outside_a_kernel(capsys: pytest.CaptureFixture[st
         progress.tick()
         assert progress._label is None
     assert capsys.readouterr() == ("", "")
+
+
+def test_plugin_open_is_dlopen_underneath(go_samples: dict[str, Path]) -> None:
+    lines = labkit.dlopen_trace(go_samples["host"], go_samples["greeter"])
+    assert any(line.endswith(f"dynamically loaded by {labkit.show(go_samples['host'])} [0]")
+               and line.startswith("file=") for line in lines), lines
+    assert any(line.startswith("calling init:") for line in lines)
+
+
+def test_go_said_is_the_runtimes_verdict(go_samples: dict[str, Path]) -> None:
+    def said(host: str, plugin: str) -> str:
+        return labkit.go_said(labkit.run_go_host(go_samples[host], go_samples[plugin]))
+
+    assert said("host", "greeter") == "ok"
+    assert said("host", "greeter_v2") == ("plugin was built with a different version of "
+                                          "package pluginlab/api")
+    assert said("host", "shout") == "fatal error: runtime: no plugin module data"
+    assert said("host", "impostor") == "refused: Greeting is a *int, not a *string"
+    assert said("host_nocgo", "greeter") == "plugin: not implemented"
+    assert said("host_musl", "greeter").startswith(
+        "could not start: [Errno 2] No such file or directory")
