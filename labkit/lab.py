@@ -38,6 +38,8 @@ def notebook_map(folder: Path | None = None) -> list[NotebookEntry]:
 
 def print_map(folder: Path | None = None) -> None:
     """Print the notebook map: a line per notebook with its time."""
-    for entry in notebook_map(folder):
+    entries = notebook_map(folder)
+    width = max((len(entry.file) for entry in entries), default=0)
+    for entry in entries:
         time = f"{entry.minutes} min" if entry.minutes else ""
-        print(f"{entry.file:<28} {time:>7}  {entry.title}")
+        print(f"{entry.file:<{width}} {time:>7}  {entry.title}")
