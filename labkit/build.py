@@ -296,16 +296,23 @@ def _compile(
             ) from None
         if proc.returncode != 0:
             raise _failure(tool, display_name, base, origin, command, proc.returncode, proc.stderr)
-        cached.parent.parent.mkdir(parents=True, exist_ok=True)
         staged = workdir / "out"
         staged.mkdir()
         os.replace(workdir / filename, staged / filename)
-        try:
-            os.rename(staged, cached.parent)
-        except OSError:
-            if not cached.exists():  # a concurrent build won the race only if it finished
-                raise
+        publish(staged, cached.parent, cached)
     return command
+
+
+def publish(staged: Path, folder: Path, expected: Path) -> None:
+    """Move a finished build's folder ``staged`` into the cache as ``folder`` in one rename,
+    so a reader never sees half a result. If a concurrent build got there first, its result
+    stands, but only if it finished (``expected`` exists)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staged, folder)
+    except OSError:
+        if not expected.exists():
+            raise
 
 
 def _failure(

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from .build import Artifact, Kind, _install
+from .build import Artifact, Kind, _install, publish
 from .constants import GO_BUILD_HINTS, GO_TARGETS
 from .errors import BuildError, InputError
 from .paths import LAB_ROOT, cache_dir, show, tidy
@@ -219,12 +219,7 @@ def _run_go(
                         break
         if proc.returncode != 0:
             raise _failure(command, package, proc.returncode, stderr or stdout, env)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(staged, cached)
-        except OSError:
-            if not (cached / filename).exists():  # another build won the race if it finished
-                raise
+        publish(staged, cached, cached / filename)
 
 
 def _failure(
