@@ -21,7 +21,7 @@ from .diagnose import Context, Problem, diagnose_load
 from .elf import ElfInfo, read_elf
 from .errors import ElfError, InputError
 from .gocheck import go_note, go_problems
-from .goinfo import GoInfo, go_info, is_go
+from .goinfo import GoInfo, go_info
 from .paths import show
 
 
@@ -84,7 +84,7 @@ def explain(
     checked = _checked(info) if info is not None else ""
     notes: list[str] = []
     if info is not None:
-        go = go_info(p) if is_go(p) else None
+        go = _go_info(p)
         if go is not None:
             checked += f"; a Go {_go_kind(go)} built by {go.go_version}"
             if go.buildmode == "plugin":
@@ -100,7 +100,7 @@ def explain(
 def _go_problems(
     p: Path, go: GoInfo | None, host: str | os.PathLike[str], host_info: ElfInfo | None,
 ) -> list[Problem]:
-    host_go = go_info(host) if is_go(host) else None
+    host_go = _go_info(host)
     if go is None:
         if host_go is None:
             return []
@@ -115,6 +115,14 @@ def _go_problems(
     if go.buildmode != "plugin" and host_go is None:
         return []  # a Go c-shared library loaded by a C or Python host is fine
     return go_problems(go, host_go, host_info)
+
+
+def _go_info(path: str | os.PathLike[str]) -> GoInfo | None:
+    """The Go build information of ``path``, or None when Go did not build it (one read)."""
+    try:
+        return go_info(path)
+    except ElfError:
+        return None
 
 
 def _go_kind(go: GoInfo) -> str:
