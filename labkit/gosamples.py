@@ -30,7 +30,7 @@ from .build import Artifact
 from .constants import GO_OTHER_TOOLCHAIN
 from .gobuild import build_go
 from .isolate import Outcome, run_program
-from .paths import show, tidy
+from .paths import tidy
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,3 @@ def _as_command(path: str | os.PathLike[str]) -> str:
     text = os.fspath(path)
     return text if "/" in text else f"./{text}"  # ./host, not a program on PATH
 
-
-def describe(artifact: Artifact) -> str:
-    """One line: the file and the command that built it."""
-    return f"{show(artifact.path):<26} {artifact.command_line}"
