@@ -115,9 +115,9 @@ def host_report(outcome: Outcome) -> str:
         lines.append(f"killed by {outcome.signal}")
     else:
         lines.append(f"exit status {outcome.returncode}")
-    fatal = [line for line in outcome.stderr.splitlines() if line.startswith("fatal error:")]
+    fatal = _fatal_line(outcome.stderr)
     if fatal:
-        lines.append(f"stderr: {fatal[0]}")
+        lines.append(f"stderr: {fatal}")
     elif outcome.stderr.strip():
         lines.append(f"stderr: {tidy(outcome.stderr.strip().splitlines()[0])}")
     return "\n".join(lines)
@@ -128,14 +128,19 @@ def go_said(outcome: Outcome) -> str:
     ``fatal error:``, or why the program could not start."""
     if outcome.error is not None and outcome.returncode is None:
         return f"could not start: {outcome.error['message']}"
-    fatal = [line for line in outcome.stderr.splitlines() if line.startswith("fatal error:")]
+    fatal = _fatal_line(outcome.stderr)
     if fatal:
-        return fatal[0]
+        return fatal
     if outcome.ok:
         return "ok"
     last = outcome.stdout.strip().splitlines()[-1] if outcome.stdout.strip() else ""
     last = re.sub(r'^open \S+: (plugin\.Open\("[^"]*"\): )?', "", last.strip())
     return last or f"exit status {outcome.returncode}"
+
+
+def _fatal_line(stderr: str) -> str | None:
+    """The Go runtime's ``fatal error: ...`` line, without the goroutine dump after it."""
+    return next((line for line in stderr.splitlines() if line.startswith("fatal error:")), None)
 
 
 def _as_command(path: str | os.PathLike[str]) -> str:
