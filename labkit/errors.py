@@ -136,3 +136,39 @@ class AbiToolError(LabkitError):
         super().__init__(message)
         self.status = status
         self.output = output
+
+
+class HandshakeError(LabkitError, ValueError):
+    """A plugin's first line on stdout is not a go-plugin handshake line labkit accepts.
+
+    ``line`` is the text read, ``reason`` a short kind: ``empty``, ``too-long``, ``garbage``,
+    ``core-version``, ``network``, ``protocol``.
+    """
+
+    def __init__(self, message: str, *, line: str, reason: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.reason = reason
+
+
+class RPCPluginError(LabkitError):
+    """An RPC plugin process failed: at start, in the handshake, in a call, at shutdown.
+
+    ``stage`` is ``start``, ``handshake``, ``connect``, ``health`` or ``call``; ``command``
+    the plugin's command line; ``returncode`` and ``signal`` how the process ended (None
+    while it runs); ``stderr_tail`` its last stderr lines; ``status`` the gRPC status name
+    of a failed call.
+    """
+
+    def __init__(
+        self, message: str, *, stage: str, command: Sequence[str],
+        returncode: int | None = None, signal: str | None = None,
+        stderr_tail: Sequence[str] = (), status: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.command = tuple(command)
+        self.returncode = returncode
+        self.signal = signal
+        self.stderr_tail = tuple(stderr_tail)
+        self.status = status
