@@ -1,0 +1,39 @@
+"""RPC plugins that speak hashicorp/go-plugin's gRPC protocol, in both roles.
+
+- :func:`serve` (:mod:`.server`): the plugin side; a Python function becomes a plugin that a
+  Go host built with go-plugin can start.
+- :class:`PluginClient` (:mod:`.client`): the host side; start any go-plugin gRPC plugin
+  (Go or Python), call it, watch it, stop it.
+- :mod:`.protocol`: the constants and the handshake line; :mod:`.hclog`: the log format;
+  :mod:`.stubs`: the protobuf messages, generated from ``plugins/proto/`` in the build.
+"""
+
+from .client import PluginClient, live_plugins, started
+from .hclog import LogRecord
+from .protocol import (
+    CORE_PROTOCOL_VERSION,
+    LAB_HANDSHAKE,
+    LANG_HEADER,
+    PLUGIN_NAME,
+    Handshake,
+    HandshakeLine,
+    negotiate,
+    parse_handshake,
+)
+from .server import serve
+
+__all__ = [
+    "CORE_PROTOCOL_VERSION",
+    "LAB_HANDSHAKE",
+    "LANG_HEADER",
+    "PLUGIN_NAME",
+    "Handshake",
+    "HandshakeLine",
+    "LogRecord",
+    "PluginClient",
+    "live_plugins",
+    "negotiate",
+    "parse_handshake",
+    "serve",
+    "started",
+]

@@ -1,0 +1,547 @@
+"""The host side of go-plugin's gRPC protocol: start any go-plugin plugin and call it.
+
+:class:`PluginClient` starts a plugin process (written in Go with hashicorp/go-plugin, or in
+Python with :func:`labkit.rpc.serve`), reads and checks its handshake line, connects over
+its Unix socket, checks its health, streams its stdout and stderr back, and calls
+``Transform``. It notices when the plugin dies (in the middle of a call too) and says how
+it died, and it always cleans up: :meth:`PluginClient.close` asks for Shutdown, waits a
+grace period, then kills the whole process group and removes the socket folder. A context
+manager, an exit hook and ``PR_SET_PDEATHSIG`` see to it that no plugin process and no
+socket outlives the host, even a killed notebook kernel.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import ctypes
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ..constants import SIGNAL_MEANINGS
+from ..errors import HandshakeError, InputError, RPCPluginError
+from ..paths import show, tidy
+from .hclog import LogRecord, parse_line
+from .protocol import (
+    ENV_SOCKET_DIR,
+    HEALTH_SERVICE,
+    LAB_HANDSHAKE,
+    MAX_HANDSHAKE_LINE,
+    SHUTDOWN_METHOD,
+    STDIO_METHOD,
+    TRANSFORM_METHOD,
+    Handshake,
+    HandshakeLine,
+    parse_handshake,
+)
+from .stubs import messages
+
+_TAIL = 200  # stderr lines kept for error messages
+_KEPT = 2000  # stdio lines kept for output()
+_PR_SET_PDEATHSIG = 1
+_live: weakref.WeakSet[PluginClient] = weakref.WeakSet()
+
+
+class PluginClient:
+    """One plugin process, seen from its host.
+
+    Parameters:
+        command: the plugin's command line (``[sys.executable, "plugin.py"]``, a Go binary).
+        handshake: cookie and app versions (default: the lab's, cookie
+            ``PLUGIN_LAB_COOKIE=plugin-lab-v1``, version 1).
+        versions: the app protocol versions this host accepts (default: the handshake's).
+        start_timeout: seconds to wait for the handshake line and a healthy plugin.
+        call_timeout: seconds a call may take.
+        grace: seconds between Shutdown and killing the process.
+        env: extra environment variables for the plugin.
+        on_output: called as ``on_output(channel, line)`` for each line the plugin writes
+            (``"stdout"``/``"stderr"``) from a background thread; lines are also kept for
+            :meth:`output`.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`close`. Warning: the
+    plugin is killed when the thread that started it exits (``PR_SET_PDEATHSIG``), so start
+    it from a thread that lives as long as the host (a notebook's main thread does).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str | os.PathLike[str]],
+        *,
+        handshake: Handshake = LAB_HANDSHAKE,
+        versions: Sequence[int] | None = None,
+        start_timeout: float = 10.0,
+        call_timeout: float = 10.0,
+        grace: float = 2.0,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        on_output: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if isinstance(command, (str, bytes, os.PathLike)) or not command:
+            raise InputError(
+                f"command must be a non-empty list of arguments, not {command!r}; e.g. "
+                "[sys.executable, 'plugins/python/transformer_plugin.py']")
+        self.command = [os.fspath(part) for part in command]
+        self.handshake = handshake
+        self.versions = tuple(versions) if versions is not None else handshake.versions
+        self.start_timeout = start_timeout
+        self.call_timeout = call_timeout
+        self.grace = grace
+        self._env = dict(env or {})
+        self._cwd = cwd
+        self._on_output = on_output
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._channel: grpc.Channel | None = None
+        self._folder: Path | None = None
+        self._threads: list[threading.Thread] = []
+        self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=_KEPT)
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_TAIL)
+        self._logs: collections.deque[LogRecord] = collections.deque(maxlen=_KEPT)
+        self._arrived = threading.Condition()
+        self._stdio_call: Any = None
+        self._open = False  # a process was started and not yet cleaned up
+        self.line: HandshakeLine | None = None  # the handshake line, once read
+        self.ending = ""  # how the last process ended, in words
+        self.dropped_lines = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> PluginClient:
+        """Start the plugin and connect; raise :class:`RPCPluginError` (``stage`` start,
+        handshake, connect or health) if it does not come up. Nothing is left running then."""
+        if self.alive:
+            return self
+        self._reset()
+        self._folder = Path(tempfile.mkdtemp(prefix="plugin-lab-"))
+        env = {**os.environ, **self.handshake.environment(self.versions), **self._env,
+               ENV_SOCKET_DIR: str(self._folder)}
+        try:
+            self._proc = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env, cwd=self._cwd, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            self._cleanup()
+            raise RPCPluginError(
+                f"cannot start plugin {self._name()!r}: {exc}. Fix: check the command "
+                f"{self.command!r} (the path, and that the file is executable)",
+                stage="start", command=self.command) from exc
+        self._open = True
+        _live.add(self)
+        lines: queue.Queue[bytes | None] = queue.Queue()
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        self._spawn(self._read_stdout, self._proc.stdout, lines)
+        self._spawn(self._read_stderr, self._proc.stderr)
+        try:
+            self.line = self._await_handshake(lines)
+            self._connect(self.line)
+        except BaseException:
+            self._stop(ask=False)
+            raise
+        return self
+
+    def close(self) -> str:
+        """Ask the plugin to shut down, wait up to ``grace`` seconds, then kill its process
+        group; remove the socket folder. Returns (and keeps in :attr:`ending`) how the
+        process ended. Safe to call twice. Warning: a call in flight fails."""
+        if self._open:
+            self._stop(ask=True)
+        return self.ending
+
+    def restart(self) -> PluginClient:
+        """Close this plugin process (whatever state it is in) and start a fresh one."""
+        self.close()
+        return self.start()
+
+    def __enter__(self) -> PluginClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        """The plugin process is running."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def socket_folder(self) -> Path | None:
+        """The private folder (mode 0700) the host made for the plugin's socket."""
+        return self._folder
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def transform(
+        self, headers: Mapping[str, str], *, timeout: float | None = None
+    ) -> dict[str, str]:
+        """Call the plugin's ``Transform`` and return the response's headers.
+
+        Raises :class:`RPCPluginError` (``stage="call"``) when the plugin is not running,
+        dies during the call (with its exit status or signal and last stderr lines), does
+        not answer in time, or returns an error.
+        """
+        pb = messages("transformer")
+        request = pb.TransformRequest(headers=dict(headers))
+        reply = self._call(TRANSFORM_METHOD, request, pb.TransformRequest.SerializeToString,
+                           pb.TransformResponse.FromString, timeout)
+        return dict(sorted(reply.headers.items()))
+
+    def health(self) -> str:
+        """The plugin's health as go-plugin hosts check it: ``SERVING`` when all is well."""
+        request = health_pb2.HealthCheckRequest(service=HEALTH_SERVICE)
+        stub = health_pb2_grpc.HealthStub(self._require_channel("Check"))
+        try:
+            reply = stub.Check(request, timeout=self.call_timeout)
+        except grpc.RpcError as exc:
+            raise self._call_failure("Check", exc, self.call_timeout) from exc
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+    # -- what the plugin said ---------------------------------------------------------------
+
+    def output(self, *, settle: float = 0.2, wait: float = 2.0) -> list[str]:
+        """The stdout/stderr lines the plugin wrote since the last call of this method, as
+        ``"stdout: text"``. Waits until no new line arrived for ``settle`` seconds (at most
+        ``wait``), because the stream runs beside the calls."""
+        deadline = time.monotonic() + wait
+        with self._arrived:
+            while time.monotonic() < deadline:
+                before = len(self._lines) + self.dropped_lines
+                self._arrived.wait(settle)
+                if len(self._lines) + self.dropped_lines == before:
+                    break
+            taken = [f"{channel}: {text}" for channel, text in self._lines]
+            self._lines.clear()
+        return taken
+
+    @property
+    def logs(self) -> list[LogRecord]:
+        """The hclog records the plugin wrote on its stderr."""
+        return list(self._logs)
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        """The last lines of the plugin's real stderr that were not log records."""
+        return list(self._stderr)
+
+    # -- inside -----------------------------------------------------------------------------
+
+    def _name(self) -> str:
+        """The plugin's program: the script when the command starts with a Python."""
+        interpreted = len(self.command) > 1 and Path(self.command[0]).name.startswith("python")
+        return show(self.command[1] if interpreted else self.command[0])
+
+    def _reset(self) -> None:
+        self._lines.clear()
+        self._stderr.clear()
+        self._logs.clear()
+        self._threads = []
+        self.line = None
+        self.ending = ""
+        self.dropped_lines = 0
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True,
+                                  name=f"plugin-{self.pid}-{target.__name__}")
+        thread.start()
+        self._threads.append(thread)
+
+    def _read_stdout(self, stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
+        """The first line is the handshake; go-plugin ignores later stdout, labkit keeps it."""
+        buffer = b""
+        while b"\n" not in buffer and len(buffer) <= MAX_HANDSHAKE_LINE:
+            chunk = stream.read1(65536)  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            buffer += chunk
+        first, newline, rest = buffer.partition(b"\n")
+        lines.put(first if newline or first else None)
+        if not newline:
+            if len(buffer) > MAX_HANDSHAKE_LINE:
+                for _ in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+                    pass  # drain so a flooding plugin never blocks on a full pipe
+            return
+        pending = rest
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                self._keep("stdout", raw.decode(errors="replace"))
+        if pending:
+            self._keep("stdout", pending.decode(errors="replace"))
+
+    def _read_stderr(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            text = raw.decode(errors="replace").rstrip("\n")
+            record = parse_line(text)
+            if record is not None:
+                self._logs.append(record)
+            elif text.strip():
+                self._stderr.append(text)
+
+    def _read_stdio(self, call: Any) -> None:
+        partial = {1: b"", 2: b""}
+        try:
+            for item in call:
+                channel = item.channel if item.channel in partial else 1
+                *complete, partial[channel] = (partial[channel] + item.data).split(b"\n")
+                for raw in complete:
+                    self._keep("stdout" if channel == 1 else "stderr", raw.decode(errors="replace"))
+        except grpc.RpcError:
+            pass  # the stream ends when the plugin exits or the host closes the channel
+        for channel, rest in partial.items():
+            if rest:
+                self._keep("stdout" if channel == 1 else "stderr", rest.decode(errors="replace"))
+
+    def _keep(self, channel: str, text: str) -> None:
+        with self._arrived:
+            if len(self._lines) == self._lines.maxlen:
+                self.dropped_lines += 1
+            self._lines.append((channel, text))
+            self._arrived.notify_all()
+        if self._on_output is not None:
+            self._on_output(channel, text)
+
+    def _await_handshake(self, lines: queue.Queue[bytes | None]) -> HandshakeLine:
+        try:
+            first = lines.get(timeout=self.start_timeout)
+        except queue.Empty:
+            raise self._start_failure(
+                "handshake", f"printed no handshake line within {self.start_timeout:g} s",
+                "the plugin must print its handshake line as soon as it listens; raise "
+                "start_timeout if it needs longer to start") from None
+        if first is None:
+            self._wait_exit(2.0)
+            raise self._start_failure(
+                "start", "exited before its handshake",
+                "read the plugin's stderr above: a missing magic cookie, a crash at start-up, "
+                "a bad command line")
+        try:
+            line = parse_handshake(first.decode(errors="replace"))
+        except HandshakeError as exc:
+            raise self._start_failure("handshake", f"gave a bad handshake: {exc}", "") from exc
+        if line.app_version not in self.versions:
+            accepted = ", ".join(str(v) for v in self.versions)
+            raise self._start_failure(
+                "handshake", f"speaks app protocol version {line.app_version}; this host "
+                f"accepts {accepted}",
+                "build the plugin for a version the host accepts, or give the host "
+                "versions=(...) that includes the plugin's")
+        if line.protocol != "grpc":
+            raise self._start_failure(
+                "handshake", f"speaks go-plugin's {line.protocol} protocol; labkit's host "
+                "speaks only grpc", "serve the plugin with a GRPCServer (go-plugin) or "
+                "labkit.rpc.serve (Python)")
+        return line
+
+    def _connect(self, line: HandshakeLine) -> None:
+        target = f"unix:{line.address}" if line.network == "unix" else line.address
+        self._channel = grpc.insecure_channel(target)
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self.start_timeout)
+        except grpc.FutureTimeoutError:
+            raise self._start_failure(
+                "connect", f"announced {line.network} {tidy(line.address)!r} but accepted no "
+                f"connection within {self.start_timeout:g} s",
+                "check the plugin's listener") from None
+        try:
+            status = self.health()
+        except RPCPluginError as exc:
+            raise self._start_failure("health", f"failed its health check: {exc}", "") from exc
+        if status != "SERVING":
+            raise self._start_failure(
+                "health", f"reports {status} for {HEALTH_SERVICE!r} on its health service",
+                "the plugin must set its health to SERVING once it is ready")
+        gp = messages("goplugin")
+        self._stdio_call = self._channel.unary_stream(
+            STDIO_METHOD, request_serializer=empty_pb2.Empty.SerializeToString,
+            response_deserializer=gp.StdioData.FromString)(empty_pb2.Empty())
+        self._spawn(self._read_stdio, self._stdio_call)
+
+    def _require_channel(self, method: str) -> grpc.Channel:
+        if self._channel is None or self._proc is None:
+            raise RPCPluginError(
+                f"cannot call {method}: plugin {self._name()!r} is not started. Fix: call "
+                "start() or use the client in a with-block", stage="call", command=self.command)
+        return self._channel
+
+    def _call(self, method: str, request: Any, serialize: Callable[[Any], bytes],
+              deserialize: Callable[[bytes], Any], timeout: float | None) -> Any:
+        channel = self._require_channel(method.rsplit("/", 1)[-1])
+        limit = timeout if timeout is not None else self.call_timeout
+        stub = channel.unary_unary(method, request_serializer=serialize,
+                                   response_deserializer=deserialize)
+        try:
+            return stub(request, timeout=limit)
+        except grpc.RpcError as exc:
+            raise self._call_failure(method.rsplit("/", 1)[-1], exc, limit) from exc
+
+    def _call_failure(self, method: str, exc: grpc.RpcError, limit: float) -> RPCPluginError:
+        code = exc.code() if hasattr(exc, "code") else None
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        status = code.name if code is not None else "UNKNOWN"
+        # a dead plugin shows as UNAVAILABLE (its socket closed); give the kernel time to
+        # reap it. Any other status comes from a live plugin unless it is already gone.
+        settle = 2.0 if code is grpc.StatusCode.UNAVAILABLE else 0.05
+        if self._wait_exit(settle) is not None:
+            return self._died(method, status)
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return RPCPluginError(
+                f"plugin {self._name()!r} did not answer {method} within {limit:g} s; it is "
+                "still running. Fix: raise the timeout, or restart() a plugin that hangs",
+                stage="call", command=self.command, status=status,
+                stderr_tail=self.stderr_tail)
+        return RPCPluginError(
+            f"plugin {self._name()!r} answered {method} with {status}: {details}. The plugin "
+            "is still running. Fix: the plugin's code raised; read its log lines (.logs)",
+            stage="call", command=self.command, status=status, stderr_tail=self.stderr_tail)
+
+    def _died(self, method: str, status: str) -> RPCPluginError:
+        ended = self._describe_exit()
+        self.ending = ended
+        tail = self.stderr_tail
+        shown = _excerpt(tail) or "  (nothing)"
+        self._stop(ask=False)  # the process is gone: free its socket folder and threads
+        return RPCPluginError(
+            f"plugin {self._name()!r} died during {method}: {ended}. The host is unharmed.\n"
+            f"Its last stderr lines:\n{shown}\nFix: restart() starts a fresh plugin process; "
+            "the crash itself is the plugin's bug",
+            stage="call", command=self.command,
+            returncode=self._proc.returncode if self._proc else None,
+            signal=self._signal_name(), stderr_tail=tail, status=status)
+
+    def _start_failure(self, stage: str, what: str, fix: str) -> RPCPluginError:
+        exited = self._wait_exit(0.2)
+        status = f" It {self._describe_exit()}." if exited is not None else ""
+        tail = self.stderr_tail
+        shown = ("\nIts stderr:\n" + _excerpt(tail)) if tail else ""
+        returncode = self._proc.returncode if self._proc else None
+        return RPCPluginError(
+            f"plugin {self._name()!r} {what}.{status}{shown}" + (f"\nFix: {fix}" if fix else ""),
+            stage=stage, command=self.command, returncode=returncode,
+            signal=self._signal_name(), stderr_tail=tail)
+
+    def _wait_exit(self, seconds: float) -> int | None:
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def _signal_name(self) -> str | None:
+        code = self._proc.returncode if self._proc is not None else None
+        if code is None or code >= 0:
+            return None
+        return signal.Signals(-code).name
+
+    def _describe_exit(self) -> str:
+        code = self._proc.returncode if self._proc is not None else None
+        if code is None:
+            return "is still running"
+        if code >= 0:
+            return f"exited with status {code}"
+        sig = signal.Signals(-code)
+        meaning = SIGNAL_MEANINGS.get(sig, "")
+        return f"was killed by {sig.name}" + (f" ({meaning})" if meaning else "")
+
+    def _stop(self, *, ask: bool) -> None:
+        proc = self._proc
+        if proc is None or not self._open:
+            return
+        how = ""
+        if proc.poll() is None and ask and self._channel is not None:
+            gp = messages("goplugin")
+            with contextlib.suppress(grpc.RpcError):
+                self._channel.unary_unary(
+                    SHUTDOWN_METHOD, request_serializer=gp.Empty.SerializeToString,
+                    response_deserializer=gp.Empty.FromString)(gp.Empty(), timeout=self.grace)
+            if self._wait_exit(self.grace) is not None:
+                how = f"{self._describe_exit()} after Shutdown"
+            else:
+                how = f"ignored Shutdown for {self.grace:g} s and was killed (SIGKILL)"
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            how = how or "was killed (SIGKILL)"
+        else:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever it started, too
+        self.ending = how or self.ending or self._describe_exit()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._stdio_call is not None:
+            self._stdio_call.cancel()
+            self._stdio_call = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        if self._proc is not None:
+            for stream in (self._proc.stdout, self._proc.stderr):
+                if stream is not None:
+                    stream.close()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        self._open = False
+        _live.discard(self)
+
+
+def _excerpt(lines: Sequence[str], most: int = 8) -> str:
+    """The telling part of a plugin's stderr: from a crash report's first line (Python's
+    "Fatal Python error", Go's "panic:" or "fatal error:") if there is one, else the end."""
+    starts = [i for i, line in enumerate(lines)
+              if line.startswith(("Fatal Python error", "panic:", "fatal error:"))]
+    chosen = lines[starts[-1]:][:most] if starts else lines[-most:]
+    return "\n".join("  " + tidy(line) for line in chosen)
+
+
+def live_plugins() -> list[PluginClient]:
+    """The plugin clients of this process whose process runs."""
+    return [client for client in list(_live) if client.alive]
+
+
+@contextlib.contextmanager
+def started(command: Sequence[str | os.PathLike[str]], **options: Any) -> Iterator[PluginClient]:
+    """``with started([...]) as plugin:`` a :class:`PluginClient`, closed at the end."""
+    client = PluginClient(command, **options)
+    with client:
+        yield client
+
+
+def _close_all() -> None:
+    for client in list(_live):
+        with contextlib.suppress(Exception):
+            client.grace = min(client.grace, 0.5)
+            client.close()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: die with SIGKILL when the host goes away."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+atexit.register(_close_all)

@@ -1,0 +1,284 @@
+"""The plugin side of go-plugin's gRPC protocol: serve a transformer written in Python.
+
+:func:`serve` turns a function ``transform(headers) -> headers`` into a plugin that any
+go-plugin host can start, a Go host built with hashicorp/go-plugin as well as
+:class:`labkit.rpc.PluginClient`. It does what go-plugin's ``plugin.Serve`` does:
+
+- refuses to run without the magic cookie (message on stderr, exit status 1);
+- negotiates the app protocol version from ``PLUGIN_PROTOCOL_VERSIONS``;
+- listens on a Unix socket in a private folder (mode 0700) inside
+  ``PLUGIN_UNIX_SOCKET_DIR`` (else the temporary folder);
+- prints and flushes the handshake line before anything else on stdout;
+- serves gRPC health (``plugin`` is SERVING), ``GRPCController/Shutdown``,
+  ``GRPCStdio/StreamStdio``, ``GRPCBroker/StartStream`` and the transformer;
+- from then on, ``print`` and ``sys.stderr`` writes travel to the host over StreamStdio,
+  while logs (hclog JSON) and crash reports go to the real stderr;
+- ignores SIGINT (the host decides when the plugin ends) and exits cleanly on Shutdown,
+  or when its host process is gone.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import io
+import os
+import queue
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .hclog import Logger
+from .protocol import (
+    CORE_PROTOCOL_VERSION,
+    ENV_SOCKET_DIR,
+    ENV_VERSIONS,
+    HEALTH_SERVICE,
+    LAB_HANDSHAKE,
+    LANG_HEADER,
+    MAX_SOCKET_PATH,
+    TRANSFORM_SERVICE,
+    Handshake,
+    HandshakeLine,
+    negotiate,
+)
+from .stubs import messages
+
+Transform = Callable[[dict[str, str]], Mapping[str, str]]
+
+_STDIO_LIMIT = 8 << 20  # bytes of stdout/stderr held for a host that is not reading
+_PARENT_POLL = 0.5
+
+
+def serve(
+    transform: Transform,
+    *,
+    handshake: Handshake = LAB_HANDSHAKE,
+    name: str | None = None,
+    lang: str | None = "python",
+) -> None:
+    """Serve ``transform`` as a go-plugin gRPC plugin until the host shuts it down.
+
+    ``transform`` receives the request's headers and returns the response's; when ``lang``
+    is set, :data:`LANG_HEADER` is set to it in every response. ``name`` names the plugin in
+    its logs (default: the script's file name). Returns when the host called Shutdown or
+    went away; raises ``SystemExit(1)`` when the magic cookie is missing, as go-plugin does.
+    """
+    label = name or Path(sys.argv[0] or "plugin").name
+    if os.environ.get(handshake.cookie_key) != handshake.cookie_value:
+        sys.stderr.write(
+            f"{label} is a Plugin Lab plugin: a host starts it, it is not run by hand.\n"
+            f"It found no {handshake.cookie_key}={handshake.cookie_value} in its environment.\n"
+            "Start it from a host instead: labkit.rpc.PluginClient([...]) in Python, or the "
+            "lab's Go host (plugins/go/goplugin/host).\n")
+        sys.stderr.flush()
+        raise SystemExit(1)
+    real_stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
+    faulthandler.enable(file=real_stderr)
+    log = Logger(real_stderr, label)
+    version, bad = negotiate(os.environ.get(ENV_VERSIONS), handshake.versions)
+    if bad:
+        log.warn("ignoring app protocol versions that are not numbers", entries=",".join(bad))
+    if str(version) not in (os.environ.get(ENV_VERSIONS) or "").split(","):
+        log.warn("no app protocol version in common with the host; serving the oldest",
+                 version=version, host=os.environ.get(ENV_VERSIONS, ""))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    folder, socket_path = _socket_place(label)
+    stdio = _Stdio()
+    stop = threading.Event()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"))
+    _add_services(server, transform, lang, stdio, stop, log)
+    try:
+        server.add_insecure_port(f"unix:{socket_path}")
+        server.start()
+        line = HandshakeLine(CORE_PROTOCOL_VERSION, version, "unix", str(socket_path), "grpc")
+        log.debug("plugin address", network="unix", address=socket_path)
+        os.write(1, f"{line}\n".encode())
+        sys.stdout = stdio.writer(1)
+        sys.stderr = stdio.writer(2)
+        log.info("serving", version=version, pid=os.getpid())
+        _watch_parent(stop, log)
+        stop.wait()
+        log.info("shutting down")
+        stdio.close()  # ends StreamStdio, so the graceful stop need not wait for it
+        server.stop(grace=1).wait()
+    finally:
+        stdio.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+
+
+def _socket_place(label: str) -> tuple[Path, Path]:
+    base = os.environ.get(ENV_SOCKET_DIR) or tempfile.gettempdir()
+    folder = Path(tempfile.mkdtemp(prefix="plugin-", dir=base))  # mkdtemp: mode 0700
+    path = folder / "plugin.sock"
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        shutil.rmtree(folder, ignore_errors=True)
+        sys.stderr.write(
+            f"{label}: the socket path {str(path)!r} is {len(os.fsencode(path))} bytes; a Unix "
+            f"socket allows {MAX_SOCKET_PATH}. Fix: set {ENV_SOCKET_DIR} to a shorter folder.\n")
+        raise SystemExit(1)
+    return folder, path
+
+
+def _watch_parent(stop: threading.Event, log: Logger) -> None:
+    """Stop when the host process is gone (a killed kernel never calls Shutdown)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(_PARENT_POLL):
+            if os.getppid() != parent:
+                log.warn("the host process is gone; exiting", host_pid=parent)
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _add_services(
+    server: grpc.Server, transform: Transform, lang: str | None, stdio: _Stdio,
+    stop: threading.Event, log: Logger,
+) -> None:
+    pb = messages("transformer")
+    gp = messages("goplugin")
+    status = health.HealthServicer()
+    status.set(HEALTH_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    status.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(status, server)
+
+    def do_transform(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            headers = dict(transform(dict(request.headers)))
+        except Exception as exc:  # the plugin's bug travels back as a status, not a crash
+            log.error("transform failed", error=f"{type(exc).__name__}: {exc}")
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        if lang:
+            headers[LANG_HEADER] = lang
+        return pb.TransformResponse(headers=headers)
+
+    def shutdown(request: Any, context: grpc.ServicerContext) -> Any:
+        log.info("the host asked for shutdown")
+        stop.set()
+        return gp.Empty()
+
+    def stream_stdio(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        if not stdio.claim():
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "StreamStdio is called once")
+        for channel, data in stdio.chunks(context):
+            yield gp.StdioData(channel=channel, data=data)
+
+    def start_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        for _ in requests:  # labkit's plugins broker no extra connections
+            pass
+        return iter(())
+
+    handlers = {
+        TRANSFORM_SERVICE: {"Transform": grpc.unary_unary_rpc_method_handler(
+            do_transform, pb.TransformRequest.FromString, pb.TransformResponse.SerializeToString)},
+        "plugin.GRPCController": {"Shutdown": grpc.unary_unary_rpc_method_handler(
+            shutdown, gp.Empty.FromString, gp.Empty.SerializeToString)},
+        "plugin.GRPCStdio": {"StreamStdio": grpc.unary_stream_rpc_method_handler(
+            stream_stdio, empty_pb2.Empty.FromString, gp.StdioData.SerializeToString)},
+        "plugin.GRPCBroker": {"StartStream": grpc.stream_stream_rpc_method_handler(
+            start_stream, gp.ConnInfo.FromString, gp.ConnInfo.SerializeToString)},
+    }
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(service, methods)
+         for service, methods in handlers.items()])
+
+
+class _Stdio:
+    """The plugin's stdout and stderr after the handshake, queued for StreamStdio.
+
+    While a host streams, a writer waits when 8 MiB are queued (back-pressure, as go-plugin's
+    pipe gives); with no host streaming, output beyond 8 MiB is dropped and counted.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
+        self._pending = 0
+        self._space = threading.Condition()
+        self._claimed = False
+        self._closed = False
+        self.dropped = 0
+
+    def writer(self, channel: int) -> io.TextIOWrapper:
+        raw = io.BufferedWriter(_ChannelWriter(self, channel), buffer_size=1)
+        return io.TextIOWrapper(raw, encoding="utf-8", line_buffering=True, write_through=True)
+
+    def put(self, channel: int, data: bytes) -> None:
+        with self._space:
+            while self._claimed and not self._closed and self._pending > _STDIO_LIMIT:
+                self._space.wait(0.5)
+            if self._closed or self._pending > _STDIO_LIMIT:
+                self.dropped += len(data)
+                return
+            self._pending += len(data)
+        self._queue.put((channel, data))
+
+    def claim(self) -> bool:
+        with self._space:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    def chunks(self, context: grpc.ServicerContext) -> Iterator[tuple[int, bytes]]:
+        held: tuple[int, bytes] | None = None
+        while context.is_active():
+            if held is not None:
+                item: tuple[int, bytes] | None = held
+                held = None
+            else:
+                try:
+                    item = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+            if item is None:
+                return
+            channel, data = item
+            while len(data) < 65536:  # merge what is already queued on the same channel
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                if more[0] != channel:
+                    held = more
+                    break
+                data += more[1]
+            with self._space:
+                self._pending -= len(data)
+                self._space.notify_all()
+            yield channel, data
+
+    def close(self) -> None:
+        with self._space:
+            self._closed = True
+            self._space.notify_all()
+        self._queue.put(None)
+
+
+class _ChannelWriter(io.RawIOBase):
+    def __init__(self, stdio: _Stdio, channel: int) -> None:
+        self._stdio = stdio
+        self._channel = channel
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if chunk:
+            self._stdio.put(self._channel, chunk)
+        return len(chunk)
