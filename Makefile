@@ -10,7 +10,7 @@ APT_PACKAGES := $(shell grep -v '^\s*\#' binder/apt.txt)
 NBVAL := $(BIN)/pytest --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: lab test setup system-packages python-env test-code test-notebooks test-binder notebooks check clean
+.PHONY: lab test setup system-packages python-env test-code test-notebooks test-binder notebooks protos check clean
 
 # Jupyter refuses to run as root unless told; on a laptop you are not root.
 lab: setup
@@ -60,6 +60,10 @@ notebooks: setup
 	  echo "executing $$nb"; \
 	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
 	done
+
+# Regenerate the committed Go code of plugins/proto/transformer.proto (Python's is built on use).
+protos: setup
+	$(BIN)/python -c 'from labkit.rpc.stubs import main; main()'
 
 check: setup
 	$(BIN)/ruff check labkit tests

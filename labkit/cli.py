@@ -1,4 +1,4 @@
-"""The command line: ``python -m labkit doctor | warm | explain | abi-diff``.
+"""The command line: ``python -m labkit doctor | warm | explain | abi-diff | bench rpc``.
 
 Exit status 0 when all is well, 1 when the answer is "no" (something missing, a file that
 will not load, an incompatible ABI), 2 on a usage or tool error.
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     abi.add_argument("new")
     abi.add_argument("--struct", action="append", default=[], metavar="NAME",
                      help="also show this struct's layout in both builds (repeatable)")
+    bench = commands.add_parser(
+        "bench", help="measure what a plugin call costs (rpc: the RPC round trips)")
+    bench.add_argument("what", choices=["rpc"], help="what to measure")
+    bench.add_argument("--calls", type=int, default=2000, help="calls per mechanism")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
         if args.command == "doctor":
@@ -54,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if verdict.ok else 1
         if args.command == "abi-diff":
             return _abi_diff(args.old, args.new, args.struct)
+        if args.command == "bench":
+            if args.calls < 1:
+                parser.error(f"--calls must be at least 1, not {args.calls}")
+            from .rpc.bench import main as bench_rpc
+
+            return bench_rpc(args.calls, args.json)
         from .warm import warm
 
         warm()
