@@ -6,8 +6,9 @@ its Unix socket, checks its health, streams its stdout and stderr back, and call
 ``Transform``. It notices when the plugin dies (in the middle of a call too) and says how
 it died, and it always cleans up: :meth:`PluginClient.close` asks for Shutdown, waits a
 grace period, then kills the whole process group and removes the socket folder. A context
-manager, an exit hook and ``PR_SET_PDEATHSIG`` see to it that no plugin process and no
-socket outlives the host, even a killed notebook kernel.
+manager, an exit hook and ``PR_SET_PDEATHSIG`` see to it that no plugin process outlives
+the host, even a killed notebook kernel; the socket folder a killed host leaves behind is
+swept by the next host that starts a plugin.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ class PluginClient:
         if self.alive:
             return self
         self._reset()
-        self._folder = Path(tempfile.mkdtemp(prefix="plugin-lab-"))
+        _sweep_stale()
+        self._folder = Path(tempfile.mkdtemp(prefix=f"plugin-lab-{os.getpid()}-"))
         env = {**os.environ, **self.handshake.environment(self.versions), **self._env,
                ENV_SOCKET_DIR: str(self._folder)}
         try:
@@ -529,6 +531,21 @@ def started(command: Sequence[str | os.PathLike[str]], **options: Any) -> Iterat
     client = PluginClient(command, **options)
     with client:
         yield client
+
+
+def _sweep_stale() -> None:
+    """Remove the socket folders of hosts that died without cleaning up (a killed kernel):
+    ``plugin-lab-PID-*`` in the temporary folder, ours, whose PID is gone."""
+    for folder in Path(tempfile.gettempdir()).glob("plugin-lab-*-*"):
+        owner = folder.name.split("-")[2]
+        if not owner.isdigit() or folder.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(owner), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _close_all() -> None:

@@ -119,7 +119,7 @@ def parse_handshake(line: str) -> HandshakeLine:
     text = line.strip()
     if not text:
         raise HandshakeError(
-            "the plugin's first line on stdout is empty; a go-plugin plugin prints its "
+            "the plugin's first line on stdout is empty. Fix: a go-plugin plugin prints its "
             "handshake line (1|APP-VERSION|unix|SOCKET|grpc|) before anything else",
             line=line, reason="empty")
     if len(text) > MAX_HANDSHAKE_LINE:
@@ -147,13 +147,15 @@ def parse_handshake(line: str) -> HandshakeLine:
     if network not in _NETWORKS:
         raise HandshakeError(
             f"the plugin listens on network {network!r}, which go-plugin does not define "
-            f"(it uses 'unix' or 'tcp'); line {_quote(text)}",
+            f"(it uses 'unix' or 'tcp'); line {_quote(text)}. Fix: the plugin must listen on "
+            "a Unix socket or TCP",
             line=line, reason="network")
     protocol = parts[4] if len(parts) >= 5 else "netrpc"
     if protocol not in _PROTOCOLS:
         raise HandshakeError(
             f"the plugin speaks protocol {protocol!r}, which go-plugin does not define "
-            f"(it uses 'grpc' or 'netrpc'); line {_quote(text)}",
+            f"(it uses 'grpc' or 'netrpc'); line {_quote(text)}. Fix: serve the plugin with "
+            "go-plugin's GRPCServer, or labkit.rpc.serve",
             line=line, reason="protocol")
     return HandshakeLine(
         core_version=core, app_version=app, network=network, address=address,
