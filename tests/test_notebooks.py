@@ -73,3 +73,13 @@ def test_shape_title_goals_time_summary(path: Path) -> None:
 def test_the_map_lists_every_notebook() -> None:
     assert [e.file for e in labkit.notebook_map()] == [p.name for p in NOTEBOOKS]
     assert all(e.minutes for e in labkit.notebook_map())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_cell_that_says_its_output_is_ignored_is_ignored_by_nbval(path: Path) -> None:
+    """The "# nbval-ignore-output: why" comment explains; nbval only obeys the cell tag."""
+    for cell in load(path)["cells"]:
+        source = "".join(cell["source"])
+        says = source.startswith("# nbval-ignore-output:")
+        tagged = "nbval-ignore-output" in cell["metadata"].get("tags", [])
+        assert says == tagged, source[:80]
