@@ -8,10 +8,12 @@ load with :func:`explain`, and compare two builds' ABI with :func:`abi_diff`. Bu
 programs, plugins and c-shared libraries (:func:`build_go`), read a Go binary's build
 information (:func:`go_info`), and check a Go plugin against its host (:func:`go_problems`,
 also done by :func:`explain`). Install and discover Python plugins
-(:func:`install_plugin`, :func:`transformers`, :func:`plugin_manager`). Notebooks import
-only what this module exports.
+(:func:`install_plugin`, :func:`transformers`, :func:`plugin_manager`). Run plugins out of
+process with hashicorp/go-plugin's protocol in both roles (:mod:`labkit.rpc`,
+:class:`PluginClient`). Notebooks import only what this module exports.
 """
 
+from . import rpc
 from .abi import (
     AbiReport,
     Change,
@@ -31,11 +33,13 @@ from .errors import (
     AbiToolError,
     BuildError,
     ElfError,
+    HandshakeError,
     InputError,
     IsolationError,
     LabkitError,
     LoadError,
     PluginError,
+    RPCPluginError,
     SymbolError,
     ToolchainError,
 )
@@ -51,6 +55,15 @@ from .lab import NotebookEntry, notebook_map, print_map
 from .load import Function, Library, c_string, is_mapped, load, load_fresh
 from .paths import LAB_ROOT, show, tidy
 from .pyplugins import PLUGINS_PY, Installed, install_plugin, plugin_manager, transformers
+from .rpc import PluginClient, parse_handshake
+from .rpc.samples import (
+    FAULTS,
+    build_rpc_samples,
+    faulty_plugin,
+    python_plugin,
+    response_headers,
+    run_go_rpc_host,
+)
 from .samples import PLUGINS_C, SAMPLES, Sample, build_samples
 from .widgets import PluginPanel
 
@@ -72,8 +85,10 @@ __all__ = [
     "Context",
     "ElfError",
     "ElfInfo",
+    "FAULTS",
     "Function",
     "GoInfo",
+    "HandshakeError",
     "Header",
     "InputError",
     "Installed",
@@ -86,10 +101,12 @@ __all__ = [
     "NotebookEntry",
     "Outcome",
     "Plugin",
+    "PluginClient",
     "PluginError",
     "PluginHost",
     "PluginPanel",
     "Problem",
+    "RPCPluginError",
     "Sample",
     "Section",
     "StructLayout",
@@ -102,6 +119,7 @@ __all__ = [
     "build_executable",
     "build_go",
     "build_go_samples",
+    "build_rpc_samples",
     "build_samples",
     "build_shared",
     "c_string",
@@ -111,6 +129,7 @@ __all__ = [
     "dlopen_trace",
     "doctor_report",
     "explain",
+    "faulty_plugin",
     "find_library",
     "go_info",
     "go_said",
@@ -123,15 +142,20 @@ __all__ = [
     "load_fresh",
     "nm_dynamic",
     "notebook_map",
+    "parse_handshake",
     "peek",
     "plugin_id",
     "plugin_manager",
     "print_map",
+    "python_plugin",
     "read_elf",
     "read_soname",
     "readelf_dynamic_symbols",
     "readelf_header",
+    "response_headers",
+    "rpc",
     "run_go_host",
+    "run_go_rpc_host",
     "run_isolated",
     "run_program",
     "show",

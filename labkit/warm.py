@@ -2,8 +2,9 @@
 
 Binder's postBuild runs it so that, in the image, zig has its C libraries built for every
 cross target, the Go build cache holds every variant notebooks 05 and 07 build (musl's
-runtime included), and the older Go toolchain of notebook 05 is in the Go module cache:
-nothing is fetched while notebooks run.
+runtime included), the older Go toolchain of notebook 05 and hashicorp/go-plugin with its
+modules (notebook 06) are in the Go module cache, and the protobuf messages of
+``plugins/proto`` are generated: nothing is fetched while notebooks run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .build import build_shared
 from .constants import ZIG_TARGETS
 from .gobuild import build_go
 from .gosamples import GO_SAMPLES, build_go_samples
+from .rpc.samples import build_rpc_samples
+from .rpc.stubs import generate
 from .samples import build_samples
 
 _C_PROBE = "#include <stdio.h>\nint warm(void) { return puts(\"warm\"); }\n"
@@ -24,7 +27,8 @@ _WASM_PROBE = "int warm(int x) { return 2 * x; }\n"  # wasm32-freestanding has n
 
 def warm(log: bool = True) -> None:
     """Build the C probe natively and for every zig target, the sample C plugins, every Go
-    sample variant and the compile-time registry hosts."""
+    sample variant, the compile-time registry hosts, the RPC messages and the go-plugin
+    host and plugin."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -46,3 +50,7 @@ def warm(log: bool = True) -> None:
         for host in ("stock", "custom"):
             build_go(f"registry/cmd/{host}", host, out_dir=Path(tmp) / "go")
         say(f"Go registry hosts: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        generate()
+        build_rpc_samples(Path(tmp) / "rpc")
+        say(f"RPC messages and the go-plugin host and plugin: {time.monotonic() - start:.1f} s")

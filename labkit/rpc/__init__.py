@@ -8,6 +8,12 @@
   :mod:`.stubs`: the protobuf messages, generated from ``plugins/proto/`` in the build.
 """
 
+import os
+
+# grpc's fork handlers log a line on stderr at every fork while a stream is open (labkit
+# forks to start plugins and to isolate crashes); labkit's children never use grpc.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from .client import PluginClient, live_plugins, started
 from .hclog import LogRecord
 from .protocol import (

@@ -275,7 +275,8 @@ class PluginClient:
                 break
             buffer += chunk
         first, newline, rest = buffer.partition(b"\n")
-        lines.put(first if newline or first else None)
+        # a line over the limit is cut at limit + 1, whatever the pipe delivered at once
+        lines.put(first[:MAX_HANDSHAKE_LINE + 1] if newline or first else None)
         if not newline:
             if len(buffer) > MAX_HANDSHAKE_LINE:
                 for _ in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]

@@ -124,8 +124,8 @@ def parse_handshake(line: str) -> HandshakeLine:
             line=line, reason="empty")
     if len(text) > MAX_HANDSHAKE_LINE:
         raise HandshakeError(
-            f"the plugin's first line on stdout is {len(text)} characters long, not a "
-            f"handshake line (at most {MAX_HANDSHAKE_LINE}); it begins {text[:40]!r}. Fix: "
+            f"the plugin's first line on stdout is longer than {MAX_HANDSHAKE_LINE} "
+            f"characters, so it is not a handshake line; it begins {text[:40]!r}. Fix: "
             "the plugin must print its handshake line before any other output",
             line=line[:200], reason="too-long")
     parts = text.split("|")

@@ -59,7 +59,7 @@ def main(mode: str) -> None:
         sys.stdout.flush()
         time.sleep(60)
     elif mode == "wrong-core":
-        print("2|1|unix|/tmp/nowhere.sock|grpc|", flush=True)
+        print("2|1|unix|plugin.sock|grpc|", flush=True)
         time.sleep(60)
     elif mode == "crash-on-call":
         serve(crash)
