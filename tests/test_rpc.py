@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,11 @@ def gone(pid: int) -> bool:
     return False
 
 
+def socket_folders() -> list[Path]:
+    """This process's socket folders (``plugin-lab-PID-*``) that exist on disk."""
+    return sorted(Path(tempfile.gettempdir()).glob(f"plugin-lab-{os.getpid()}-*"))
+
+
 @pytest.fixture
 def watched() -> Iterator[list[PluginClient]]:
     """Clients a test makes; afterwards each must have left no process and no socket."""
@@ -65,7 +71,7 @@ def watched() -> Iterator[list[PluginClient]]:
     for client in clients:
         client.close()
         assert client.pid is None or gone(client.pid), client.command
-        assert client.socket_folder is None
+    assert socket_folders() == []
     assert live_plugins() == []
 
 
@@ -282,7 +288,8 @@ def test_the_go_stubs_are_current(tmp_path: Path) -> None:
     ("silent", "handshake", r"printed no handshake line within 2 s"),
     ("flood", "handshake", r"first line on stdout is longer than 16384 characters"),
     ("wrong-core", "handshake", r"core protocol 2, labkit speaks 1"),
-], ids=["exits-first", "junk", "never-prints", "floods-stdout", "wrong-core"])
+    ("netrpc", "handshake", r"speaks go-plugin's netrpc protocol; labkit's host speaks only grpc"),
+], ids=["exits-first", "junk", "never-prints", "floods-stdout", "wrong-core", "netrpc"])
 def test_a_plugin_that_fails_to_start_gives_a_clear_error_in_time(
     watched: list[PluginClient], mode: str, stage: str, match: str,
 ) -> None:
@@ -292,7 +299,8 @@ def test_a_plugin_that_fails_to_start_gives_a_clear_error_in_time(
     assert time.monotonic() - began < 2.0 + 3.0
     assert info.value.stage == stage
     client = watched[0]
-    assert not client.alive and client.socket_folder is None and gone(client.pid or 0)
+    assert not client.alive and gone(client.pid or 0)
+    assert socket_folders() == []
 
 
 def test_a_plugin_that_dies_during_a_call_is_reported_and_the_host_carries_on(
@@ -305,11 +313,18 @@ def test_a_plugin_that_dies_during_a_call_is_reported_and_the_host_carries_on(
     error = info.value
     assert (error.stage, error.signal, error.returncode) == ("call", "SIGSEGV", -signal.SIGSEGV)
     assert "Fatal Python error: Segmentation fault" in str(error)
-    assert gone(crashed_pid or 0) and client.socket_folder is None
+    assert gone(crashed_pid or 0) and socket_folders() == []
     with pytest.raises(RPCPluginError, match="is not started"):
         client.transform({})
     client.restart()
     assert client.pid != crashed_pid and client.health() == "SERVING"
+
+
+def test_the_plugin_ignores_sigint_as_go_plugin_plugins_do(watched: list[PluginClient]) -> None:
+    client = start(watched, python_plugin())
+    os.kill(client.pid or 0, signal.SIGINT)  # what Ctrl-C in a terminal would send
+    time.sleep(0.3)
+    assert client.alive and client.transform({})["x-plugin-lang"] == "python"
 
 
 def test_a_plugin_that_ignores_shutdown_is_killed_after_the_grace_period(

@@ -27,7 +27,7 @@ GOPLUGIN_MODULE = PLUGINS_GO / "goplugin"
 PY_TRANSFORMER = PLUGINS_PY / "transformer_plugin.py"
 FAULTY_PLUGIN = PLUGINS_PY / "faulty_plugin.py"
 FAULTS = ("exit-early", "junk", "silent", "flood", "crash-on-call", "ignore-shutdown",
-          "chatty", "wrong-core", "raise")
+          "chatty", "wrong-core", "netrpc", "raise")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ crash-on-call    serves, then dies of SIGSEGV inside the first Transform
 ignore-shutdown  serves, but never exits: SIGTERM ignored, a thread that never ends
 chatty           serves, and every Transform prints 20,000 lines on stdout
 wrong-core       prints a handshake for go-plugin core protocol 2
+netrpc           prints a handshake for go-plugin's older net/rpc protocol
 raise            serves, and every Transform raises ValueError
 """
 
@@ -60,6 +61,9 @@ def main(mode: str) -> None:
         time.sleep(60)
     elif mode == "wrong-core":
         print("2|1|unix|plugin.sock|grpc|", flush=True)
+        time.sleep(60)
+    elif mode == "netrpc":
+        print("1|1|tcp|127.0.0.1:1234|netrpc|", flush=True)
         time.sleep(60)
     elif mode == "crash-on-call":
         serve(crash)
