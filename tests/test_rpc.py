@@ -153,18 +153,18 @@ def test_a_four_field_line_means_netrpc_and_seven_fields_carry_multiplexing() ->
     assert (line.protocol, line.server_cert, line.multiplex) == ("grpc", "", True)
 
 
-@pytest.mark.parametrize(("offered", "supported", "chosen", "bad"), [
-    ("1", (1,), 1, []),
-    ("1,2,3", (1, 2), 2, []),
-    ("3,2", (1, 2, 3), 3, []),
-    ("", (1, 2), 1, []),
-    ("5", (1, 2), 1, []),
-    ("x,2", (1, 2), 2, ["x"]),
+@pytest.mark.parametrize(("offered", "supported", "chosen", "agreed", "bad"), [
+    ("1", (1,), 1, True, []),
+    ("1,2,3", (1, 2), 2, True, []),
+    ("3, 2", (1, 2, 3), 3, True, []),
+    ("", (1, 2), 1, False, []),
+    ("5", (1, 2), 1, False, []),
+    ("x,2", (1, 2), 2, True, ["x"]),
 ])
 def test_the_plugin_picks_the_newest_common_version_as_go_plugin_does(
-    offered: str, supported: tuple[int, ...], chosen: int, bad: list[str],
+    offered: str, supported: tuple[int, ...], chosen: int, agreed: bool, bad: list[str],
 ) -> None:
-    assert negotiate(offered, supported) == (chosen, bad)
+    assert negotiate(offered, supported) == (chosen, agreed, bad)
 
 
 def test_hclog_lines_read_back() -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import HandshakeError
 
@@ -164,15 +165,22 @@ def parse_handshake(line: str) -> HandshakeLine:
     )
 
 
-def negotiate(offered: str | None, supported: tuple[int, ...]) -> tuple[int, list[str]]:
+class Negotiated(NamedTuple):
+    """The outcome of :func:`negotiate`."""
+
+    version: int  # the app protocol version the plugin serves
+    agreed: bool  # False: nothing in common, the host will refuse the plugin's oldest
+    ignored: list[str]  # entries of the host's list that are not numbers
+
+
+def negotiate(offered: str | None, supported: tuple[int, ...]) -> Negotiated:
     """The app protocol version a plugin serves, as go-plugin's server picks it.
 
     ``offered`` is ``PLUGIN_PROTOCOL_VERSIONS`` (``"1,2"``), ``supported`` the plugin's own
     versions. The newest version both know wins; with none in common the plugin serves its
-    oldest and leaves it to the host to refuse. Returns the version and the entries of
-    ``offered`` that are not numbers (to log).
+    oldest and leaves it to the host to refuse.
     """
-    bad: list[str] = []
+    ignored: list[str] = []
     wanted: set[int] = set()
     for entry in (offered or "").split(","):
         if not entry:
@@ -180,9 +188,9 @@ def negotiate(offered: str | None, supported: tuple[int, ...]) -> tuple[int, lis
         if _NUMBER.fullmatch(entry.strip()):
             wanted.add(int(entry.strip()))
         else:
-            bad.append(entry)
+            ignored.append(entry)
     common = sorted(wanted & set(supported))
-    return (common[-1] if common else min(supported)), bad
+    return Negotiated(common[-1] if common else min(supported), bool(common), ignored)
 
 
 def _shape_problem(parts: list[str]) -> str:

@@ -85,10 +85,10 @@ def serve(
     real_stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
     faulthandler.enable(file=real_stderr)
     log = Logger(real_stderr, label)
-    version, bad = negotiate(os.environ.get(ENV_VERSIONS), handshake.versions)
-    if bad:
-        log.warn("ignoring app protocol versions that are not numbers", entries=",".join(bad))
-    if str(version) not in (os.environ.get(ENV_VERSIONS) or "").split(","):
+    version, agreed, ignored = negotiate(os.environ.get(ENV_VERSIONS), handshake.versions)
+    if ignored:
+        log.warn("ignoring app protocol versions that are not numbers", entries=",".join(ignored))
+    if not agreed:
         log.warn("no app protocol version in common with the host; serving the oldest",
                  version=version, host=os.environ.get(ENV_VERSIONS, ""))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
