@@ -320,6 +320,19 @@ def test_a_plugin_that_dies_during_a_call_is_reported_and_the_host_carries_on(
     assert client.pid != crashed_pid and client.health() == "SERVING"
 
 
+def test_a_plugin_killed_between_calls_is_cleaned_up_when_started_again(
+    watched: list[PluginClient],
+) -> None:
+    client = start(watched, python_plugin())
+    first = client.pid or 0
+    os.killpg(first, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while client.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.start()
+    assert client.pid != first and len(socket_folders()) == 1  # the dead one's was removed
+
+
 def test_the_plugin_ignores_sigint_as_go_plugin_plugins_do(watched: list[PluginClient]) -> None:
     client = start(watched, python_plugin())
     os.kill(client.pid or 0, signal.SIGINT)  # what Ctrl-C in a terminal would send

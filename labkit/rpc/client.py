@@ -126,6 +126,8 @@ class PluginClient:
         handshake, connect or health) if it does not come up. Nothing is left running then."""
         if self.alive:
             return self
+        if self._open:  # the last process died between calls: clean up after it first
+            self._stop(ask=False)
         self._reset()
         _sweep_stale()
         self._folder = Path(tempfile.mkdtemp(prefix=f"plugin-lab-{os.getpid()}-"))
