@@ -27,7 +27,7 @@ from ..paths import cache_dir
 from .client import PluginClient
 from .samples import RpcSamples, build_rpc_samples, python_plugin, run_go_rpc_host
 
-_ECHO = ("import os, socket, sys\n"
+_ECHO = ("import socket, sys\n"
          "s = socket.socket(fileno=int(sys.argv[1]))\n"
          "while (b := s.recv(1)):\n"
          "    s.sendall(b)\n")

@@ -76,7 +76,7 @@ def generate(out_dir: Path | None = None) -> Path:
             source=str(PROTO_DIR), command=command, returncode=done.returncode,
             stderr=done.stderr,
         )
-    publish(staged, folder, folder / expected.name)
+    publish(staged, folder, expected)
     return folder
 
 
