@@ -92,7 +92,7 @@ def build_go(
     if target:
         args.append("-ldflags=-extldflags=-dynamic")  # a musl program that needs ld-musl
     env = _environment(cgo, toolchain, target, c_tool)
-    rel = "./" + folder.relative_to(root).as_posix()
+    rel = "." if folder == root else "./" + folder.relative_to(root).as_posix()
     key = _cache_key(root, rel, filename, args, env, go, c_tool, toolchain)
     cached = cache_dir() / "go" / key[:2] / key
     from_cache = (cached / filename).exists()
