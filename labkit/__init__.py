@@ -53,6 +53,7 @@ from .isolate import Outcome, run_program
 from .isolate import run as run_isolated
 from .lab import NotebookEntry, notebook_map, print_map
 from .load import Function, Library, c_string, is_mapped, load, load_fresh
+from .magics import load_ipython_extension
 from .paths import LAB_ROOT, show, tidy
 from .pyplugins import PLUGINS_PY, Installed, install_plugin, plugin_manager, transformers
 from .rpc import PluginClient, parse_handshake
@@ -140,6 +141,7 @@ __all__ = [
     "is_mapped",
     "load",
     "load_fresh",
+    "load_ipython_extension",
     "nm_dynamic",
     "notebook_map",
     "parse_handshake",
