@@ -43,6 +43,8 @@ from .errors import (
     SymbolError,
     ToolchainError,
 )
+from .exercises import EXERCISES, Feedback, check
+from .exercises import evaluate as evaluate_exercise
 from .explain import Verdict, explain
 from .gobuild import PLUGINS_GO, build_go
 from .gocheck import go_problems
@@ -85,8 +87,10 @@ __all__ = [
     "Change",
     "Context",
     "ElfError",
+    "EXERCISES",
     "ElfInfo",
     "FAULTS",
+    "Feedback",
     "Function",
     "GoInfo",
     "HandshakeError",
@@ -124,11 +128,13 @@ __all__ = [
     "build_samples",
     "build_shared",
     "c_string",
+    "check",
     "compare_layouts",
     "compile_c",
     "diagnose_load",
     "dlopen_trace",
     "doctor_report",
+    "evaluate_exercise",
     "explain",
     "faulty_plugin",
     "find_library",

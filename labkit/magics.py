@@ -8,8 +8,9 @@
 - ``%%goplugin NAME [--mode c-shared|plugin]``: the cell is a Go ``package main``. With
   ``c-shared`` (the default) labkit builds ``build/libNAME.so`` and loads it into ``NAME``;
   with ``plugin`` it builds ``build/NAME.so`` for Go's ``plugin.Open`` (which only a Go host
-  can open) and ``NAME`` is the :class:`labkit.Artifact`. A cell may import the lab's Go
-  packages (``pluginlab/api``).
+  can open) and ``NAME`` is the :class:`labkit.Artifact`; with ``exe`` it builds the program
+  ``build/NAME`` (run it with :func:`labkit.run_program`). A cell may import the lab's Go
+  packages (``pluginlab/api``, ``pluginlab/registry/framework``).
 
 A compiler error is shown with the cell's own line numbers (``cell line 3, column 9``).
 """
@@ -63,8 +64,9 @@ class PluginMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="the variable to bind, and the library's name")
-    @argument("--mode", choices=["c-shared", "plugin"], default="c-shared",
-              help="c-shared (load it here) or plugin (for a Go host's plugin.Open)")
+    @argument("--mode", choices=["c-shared", "plugin", "exe"], default="c-shared",
+              help="c-shared (load it here), plugin (for a Go host's plugin.Open) or exe "
+                   "(a program, for labkit.run_program)")
     @cell_magic
     def goplugin(self, line: str, cell: str) -> None:
         """Build the cell's Go ``package main`` with ``-buildmode=MODE`` into ``build/``."""
@@ -81,6 +83,8 @@ class PluginMagics(Magics):
             exported = [f for f in re.findall(r"(?m)^extern [^(;]*?\b(\w+)\(", header)
                         if not f.startswith("_")]
             self._bind(name, _load(artifact, "goplugin"), artifact, exported)
+        elif args.mode == "exe":
+            self._bind(name, artifact, artifact, [])
         else:  # Go names of the cell's package, as plugin.Lookup sees them
             prefix = f"cells/{name}."
             exported = [s[len(prefix):] for s in read_elf(artifact.path).exported
@@ -94,7 +98,8 @@ class PluginMagics(Magics):
         shown = ", ".join(exported[:8]) + (f" and {len(exported) - 8} more"
                                            if len(exported) > 8 else "")
         kind = "loaded" if isinstance(value, Library) else "built"
-        print(f"{name}: {kind} {artifact} ({artifact.command_line}); exports {shown or 'nothing'}")
+        exports = f"; exports {shown or 'nothing'}" if artifact.kind == "shared" else ""
+        print(f"{name}: {kind} {artifact} ({artifact.command_line}){exports}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

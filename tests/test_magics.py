@@ -115,3 +115,25 @@ def test_goplugin_plugin_opens_in_the_labs_go_host(
 def test_goplugin_errors_point_at_the_cells_lines(shell: Any) -> None:
     with pytest.raises(UsageError, match=r"cell line 4, column 2: undefined: nothing"):
         shell.run_cell_magic("goplugin", "gbad", "package main\n\nfunc main() {\n\tnothing()\n}\n")
+
+
+def test_goplugin_exe_builds_a_program_that_can_use_the_registry(shell: Any) -> None:
+    shell.run_cell_magic("goplugin", "twice --mode exe", """package main
+
+import (
+\t"os"
+
+\t"pluginlab/registry/framework"
+\t"pluginlab/registry/plugins/trim"
+)
+
+func main() {
+\tframework.Main(os.Args[1:], framework.WithPlugin("trim", func() framework.Plugin { return trim.New() }))
+}
+""")
+    program = shell.user_ns["twice"]
+    assert isinstance(program, labkit.Artifact) and program.kind == "executable"
+    outcome = labkit.run_program([program, "trim", "x"])
+    assert outcome.returncode == 1
+    assert 'registry: a plugin named "trim" already exists' in outcome.stdout
+    assert labkit.evaluate_exercise("07.1", outcome).passed
