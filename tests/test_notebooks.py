@@ -83,3 +83,31 @@ def test_a_cell_that_says_its_output_is_ignored_is_ignored_by_nbval(path: Path) 
         says = source.startswith("# nbval-ignore-output:")
         tagged = "nbval-ignore-output" in cell["metadata"].get("tags", [])
         assert says == tagged, source[:80]
+
+
+SOLUTIONS = sorted((NOTEBOOKS[0].parent / "solutions").glob("*.ipynb"))
+
+
+def code_cells(path: Path) -> list[tuple[str, str]]:
+    """(source, stored stdout) of each code cell."""
+    return [("".join(c["source"]),
+             "".join("".join(o.get("text", "")) for o in c["outputs"] if o.get("name") == "stdout"))
+            for c in load(path)["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("exercise", sorted(labkit.EXERCISES))
+def test_every_exercise_has_a_stub_in_its_notebook_and_a_passing_solution(exercise: str) -> None:
+    notebook = next(p for p in NOTEBOOKS if p.name.startswith(exercise[:2]))
+    stubs = [out for src, out in code_cells(notebook) if f'labkit.check("{exercise}", answer)' in src]
+    assert len(stubs) == 1 and stubs[0].startswith(f"❌ {exercise} not yet: no answer yet"), stubs
+    solution = NOTEBOOKS[0].parent / "solutions" / f"{notebook.stem}-solutions.ipynb"
+    passed = [out for src, out in code_cells(solution) if f'labkit.check("{exercise}"' in src]
+    assert len(passed) == 1 and f"✅ {exercise} passed" in passed[0], passed
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solutions_are_slides_that_ran_in_order(path: Path) -> None:
+    test_every_cell_is_a_slide_part(path)
+    test_ran_in_order_from_a_fresh_kernel(path)
+    test_outputs_hold_no_machine_paths(path)
+    assert path.name.replace("-solutions", "") in [p.name for p in NOTEBOOKS]
