@@ -7,31 +7,41 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := $(shell grep -v '^\s*\#' binder/apt.txt)
+TEST_APT_PACKAGES := $(shell grep -v '^\s*\#' tests/apt.txt)
 NBVAL := $(BIN)/pytest --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: lab test setup system-packages python-env test-code test-notebooks test-binder notebooks protos check clean
+.PHONY: lab test setup system-packages test-system-packages python-env test-code test-notebooks test-binder notebooks protos check clean
 
 # Jupyter refuses to run as root unless told; on a laptop you are not root.
 lab: setup
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/00-start-here.ipynb
 
-test: setup test-code test-notebooks test-binder
+test: setup test-system-packages test-code test-notebooks test-binder
 
 setup: system-packages python-env
 
-# The system tools of binder/apt.txt: installed when running as root, else the command is shown.
+# The system tools of binder/apt.txt (and, for `make test`, tests/apt.txt: Chromium for the
+# browser test, which Binder's image does not need): installed when running as root, else
+# the command is shown.
 system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then \
-	  echo "Installing system packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	else \
-	  echo "Missing system packages:$$missing. Run: sudo apt-get install -y$$missing"; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
+
+test-system-packages:
+	@$(call apt_install,$(TEST_APT_PACKAGES))
+
+define apt_install
+missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -z "$$missing" ]; then exit 0; fi; \
+if [ "$$(id -u)" = 0 ]; then \
+  echo "Installing system packages:$$missing"; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+else \
+  echo "Missing system packages:$$missing. Run: sudo apt-get install -y$$missing"; \
+fi
+endef
 
 python-env: $(STAMP)
 
