@@ -111,3 +111,51 @@ def test_solutions_are_slides_that_ran_in_order(path: Path) -> None:
     test_ran_in_order_from_a_fresh_kernel(path)
     test_outputs_hold_no_machine_paths(path)
     assert path.name.replace("-solutions", "") in [p.name for p in NOTEBOOKS]
+
+
+#: A slide is 1280x720. JupyterLab sets text at 14 px and code at 13 px with a line height of
+#: about 1.5 and 1.3, so about 34 lines fit once the slide's margins are taken off.
+SLIDE_LINES = 34
+TEXT_WIDTH, OUTPUT_WIDTH = 100, 110  # characters per line before the browser wraps
+
+
+def rendered_lines(cell: dict) -> int:  # type: ignore[type-arg]
+    """How many lines of the slide a cell takes, as JupyterLab draws it."""
+    def wrapped(text: str, width: int) -> int:
+        return sum(max(1, -(-len(line) // width)) for line in text.splitlines())
+
+    source = "".join(cell["source"])
+    if cell["cell_type"] == "markdown":
+        return wrapped(source, TEXT_WIDTH) + source.count("\n#") + source.startswith("#")
+    lines = wrapped(source, TEXT_WIDTH) + 1
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        if "text" in output:
+            lines += wrapped("".join(output["text"]), OUTPUT_WIDTH)
+        elif "application/vnd.jupyter.widget-view+json" in data:
+            lines += 2
+        elif "image/png" in data:
+            lines += 16
+        elif "text/plain" in data:
+            lines += wrapped("".join(data["text/plain"]), OUTPUT_WIDTH)
+    return lines
+
+
+def slides(path: Path) -> list[tuple[str, int]]:
+    """(first line, lines) of each slide and subslide; notes and skipped cells take none."""
+    found: list[tuple[str, int]] = []
+    for cell in load(path)["cells"]:
+        kind = cell["metadata"].get("slideshow", {}).get("slide_type", "-")
+        if kind in ("notes", "skip"):
+            continue
+        if kind in ("slide", "subslide") or not found:
+            found.append(("".join(cell["source"]).split("\n")[0][:60], 0))
+        title, lines = found[-1]
+        found[-1] = (title, lines + rendered_lines(cell))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.stem)
+def test_every_slide_fits_1280x720(path: Path) -> None:
+    too_long = [(title, lines) for title, lines in slides(path) if lines > SLIDE_LINES]
+    assert too_long == [], f"slides longer than {SLIDE_LINES} lines: {too_long}"
