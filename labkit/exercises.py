@@ -132,10 +132,12 @@ def _lazy_global(answer: Any) -> Verdict:
     return True, f"loaded with {RTLD.describe(answer.flags)}"
 
 
-def _upper_lower(answer: Any) -> Verdict:
-    if answer == "abiabiabi":
-        return True, "lower case, three times"
-    return False, f"{answer!r} is not what upper gives for 'ABI' in lower case three times"
+def _equals(expected: object, right: str, wrong: str) -> Callable[[Any], Verdict]:
+    """A judge for an answer that is one value: ``wrong`` is formatted with the answer."""
+    def judge(answer: Any) -> Verdict:
+        return (True, right) if answer == expected else (False, wrong.format(repr(answer)))
+
+    return judge
 
 
 def _size_check(answer: Any) -> Verdict:
@@ -162,30 +164,22 @@ def _drifted_offset(answer: Any) -> Verdict:
     return False, f"{answer!r} is not the offset DWARF gives for repeat in upper_v2"
 
 
-def _musl_kind(answer: Any) -> Verdict:
-    if answer == "musl":
-        return True, "a shared object has no interpreter of its own; it needs musl's libc.so"
-    return False, f"{answer!r} is not the kind explain gives for a musl shared object"
-
-
 def _outcome(answer: Any) -> Outcome:
     if not isinstance(answer, Outcome):
         raise TypeError(f"expected what labkit.run_go_host returned, got {_kind(answer)}")
     return answer
 
 
-def _same_tags(answer: Any) -> Verdict:
-    outcome = _outcome(answer)
-    if outcome.ok and "api release 1.1" in outcome.stdout:
-        return True, "host and plugin both built with api release 1.1: it loads"
-    return False, f"the host said: {(outcome.stdout + outcome.stderr).strip()[-300:]}"
+def _host_loads(flag: str, *needles: str) -> Callable[[Any], Verdict]:
+    """A judge for the Go host's outcome on a plugin built with ``flag`` like the host: it ran,
+    and printed every one of ``needles`` (the plugin it opened, what it saw)."""
+    def judge(answer: Any) -> Verdict:
+        outcome = _outcome(answer)
+        if outcome.ok and all(needle in outcome.stdout for needle in needles):
+            return True, f"host and plugin both built with {flag}: it loads"
+        return False, f"the host said: {(outcome.stdout + outcome.stderr).strip()[-300:]}"
 
-
-def _same_trimpath(answer: Any) -> Verdict:
-    outcome = _outcome(answer)
-    if outcome.ok and "Transform(" in outcome.stdout:
-        return True, "host and plugin both built with -trimpath: it loads"
-    return False, f"the host said: {(outcome.stdout + outcome.stderr).strip()[-300:]}"
+    return judge
 
 
 def _request_id(answer: Any) -> Verdict:
@@ -233,7 +227,8 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
              "labkit.load(path, RTLD.LAZY | RTLD.GLOBAL); give the Library.", _lazy_global),
     Exercise("03.1", "What does upper.transform('ABI') give with letter_case='lower' and "
              "repeat=3?", "host.load('upper', letter_case='lower', repeat=3).transform('ABI')",
-             _upper_lower),
+             _equals("abiabiabi", "lower case, three times",
+                     "{} is not what upper gives for 'ABI' in lower case three times")),
     Exercise("03.2", "Load a plugin whose descriptor says .size = 8.",
              "write the plugin with %%cplugin or labkit.build_shared into a folder of its own, "
              "then catch the labkit.PluginError that PluginHost(folder).load raises.",
@@ -243,13 +238,17 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
              _drifted_offset),
     Exercise("04.2", "Which problem kind does explain give for upper.c built for musl?",
              "labkit.explain(labkit.build_shared(Path(...), 'upper_musl', "
-             "target='x86_64-linux-musl', cflags=[...])).problems[0].kind", _musl_kind),
+             "target='x86_64-linux-musl', cflags=[...])).problems[0].kind",
+             _equals("musl", "a shared object has no interpreter of its own; it needs musl's "
+                     "libc.so", "{} is not the kind explain gives for a musl shared object")),
     Exercise("05.1", "Run a host built with tags=['api_v2'] on greeter_v2.so.",
              "labkit.run_go_host(labkit.build_go('host', 'host_v2', tags=['api_v2']), "
-             "go['greeter_v2'])", _same_tags),
+             "go['greeter_v2'])",
+             _host_loads("-tags api_v2", "greeter_v2.so: ok", "api release 1.1")),
     Exercise("05.2", "Run a host built with trimpath=True on greeter_trim.so.",
              "labkit.run_go_host(labkit.build_go('host', 'host_trim', trimpath=True), "
-             "go['greeter_trim'])", _same_trimpath),
+             "go['greeter_trim'])",
+             _host_loads("-trimpath", "greeter_trim.so: ok", "Transform(")),
     Exercise("06.1", "Write a plugin that adds x-request-id and call it.",
              "copy plugins/python/transformer_plugin.py to build/, add the header in "
              "transform, start it with labkit.PluginClient(labkit.python_plugin(path)).",

@@ -55,3 +55,15 @@ def test_a_crashing_answer_to_01_1_is_judged_in_a_child(workdir: object) -> None
 def test_check_prints_the_feedback(capsys: pytest.CaptureFixture[str]) -> None:
     labkit.check("02.1", "SIGFPE")
     assert capsys.readouterr().out.startswith("✅ 02.1 passed: integer division by zero")
+
+
+def test_the_go_judges_want_the_right_plugin_not_just_a_working_host(
+    tmp_path: object,
+) -> None:
+    go = labkit.build_go_samples(f"{tmp_path}/go", ["host", "greeter", "greeter_v2"])
+    plain = labkit.run_go_host(go["host"], go["greeter"])
+    assert plain.ok
+    assert not labkit.evaluate_exercise("05.1", plain).passed
+    assert not labkit.evaluate_exercise("05.2", plain).passed
+    host_v2 = labkit.build_go("host", "host_v2", tags=["api_v2"], out_dir=f"{tmp_path}/go")
+    assert labkit.evaluate_exercise("05.1", labkit.run_go_host(host_v2, go["greeter_v2"])).passed
