@@ -12,7 +12,10 @@
   ``build/NAME`` (run it with :func:`labkit.run_program`). A cell may import the lab's Go
   packages (``pluginlab/api``, ``pluginlab/registry/framework``).
 
-A compiler error is shown with the cell's own line numbers (``cell line 3, column 9``).
+A compiler error is shown with the cell's own line numbers (``cell line 3, column 9``). A
+library is first loaded in a child process, so a constructor that crashes cannot take the
+kernel with it; what its functions do once called is up to the cell (notebook 02 shows
+``labkit.run_isolated`` for that).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .build import Artifact, build_shared
 from .elf import read_elf
 from .errors import BuildError, LabkitError
 from .gobuild import PLUGINS_GO, _module_files, build_go
+from .isolate import run as run_isolated
 from .load import Library, load_fresh
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
@@ -115,6 +119,14 @@ def _check_name(name: str, magic: str) -> str:
 
 
 def _load(artifact: Artifact, magic: str) -> Library:
+    """Load a fresh copy, after a trial load in a child: a constructor that crashes (C's
+    ``__attribute__((constructor))``, a Go ``init``) must not take the kernel with it."""
+    trial = run_isolated(lambda: load_fresh(artifact.path).close(), timeout=60)
+    if not trial.ok:
+        raise UsageError(
+            f"%%{magic}: {artifact} failed while loading in a trial child process: "
+            f"{trial.summary()}. It was not loaded here, so the kernel is safe.\n"
+            f"{trial.fault_traceback or trial.stderr[-1500:]}".rstrip())
     try:
         return load_fresh(artifact.path)
     except LabkitError as exc:

@@ -47,6 +47,17 @@ def test_cplugin_errors_point_at_the_cells_lines(shell: Any) -> None:
     assert "bad" not in shell.user_ns
 
 
+def test_a_constructor_that_crashes_is_caught_in_a_trial_child(shell: Any) -> None:
+    with pytest.raises(UsageError, match=r"failed while loading in a trial child") as info:
+        shell.run_cell_magic("cplugin", "crashing",
+                             "#include <signal.h>\n"
+                             "__attribute__((constructor)) static void boom(void) {\n"
+                             "    raise(SIGSEGV);\n}\nint f(void) { return 1; }\n")
+    assert "SIGSEGV" in str(info.value) and "the kernel is safe" in str(info.value)
+    assert "crashing" not in shell.user_ns
+    assert not labkit.is_mapped("build/libcrashing.so")
+
+
 def test_cplugin_passes_cflags(shell: Any) -> None:
     shell.run_cell_magic("cplugin", 'k --cflags "-DK=5"', "int k(void) { return K; }\n")
     assert shell.user_ns["k"].function("k", "int(void)")() == 5
