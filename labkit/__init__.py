@@ -42,6 +42,7 @@ from .errors import (
     RPCPluginError,
     SymbolError,
     ToolchainError,
+    WasmTrap,
 )
 from .exercises import EXERCISES, Feedback, check
 from .exercises import evaluate as evaluate_exercise
@@ -68,6 +69,8 @@ from .rpc.samples import (
     run_go_rpc_host,
 )
 from .samples import PLUGINS_C, SAMPLES, Sample, build_samples
+from .wasm import WASM_PLUGIN, WasmPlugin, build_wasm_sample, load_wasm
+from .wasm import shout as wasm_shout
 from .widgets import PluginPanel
 
 __all__ = [
@@ -119,6 +122,9 @@ __all__ = [
     "SymbolError",
     "ToolchainError",
     "Verdict",
+    "WASM_PLUGIN",
+    "WasmPlugin",
+    "WasmTrap",
     "VersionNeed",
     "abi_diff",
     "build_executable",
@@ -127,6 +133,7 @@ __all__ = [
     "build_rpc_samples",
     "build_samples",
     "build_shared",
+    "build_wasm_sample",
     "c_string",
     "check",
     "compare_layouts",
@@ -148,6 +155,7 @@ __all__ = [
     "load",
     "load_fresh",
     "load_ipython_extension",
+    "load_wasm",
     "nm_dynamic",
     "notebook_map",
     "parse_handshake",
@@ -170,4 +178,5 @@ __all__ = [
     "struct_layout",
     "tidy",
     "transformers",
+    "wasm_shout",
 ]

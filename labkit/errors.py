@@ -172,3 +172,18 @@ class RPCPluginError(LabkitError):
         self.signal = signal
         self.stderr_tail = tuple(stderr_tail)
         self.status = status
+
+
+class WasmTrap(LabkitError):
+    """A WebAssembly plugin trapped: a bad memory access, its fuel used up, a timeout.
+
+    ``reason`` is wasmtime's (``out of bounds memory access``, ``all fuel consumed by
+    WebAssembly``, ``interrupt``); ``text`` wasmtime's whole report. The host is unharmed.
+    """
+
+    def __init__(self, message: str, *, path: Path, function: str, reason: str, text: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.function = function
+        self.reason = reason
+        self.text = text

@@ -1,0 +1,171 @@
+"""WebAssembly plugins: C built for wasm32 with ``zig cc``, run in-process by wasmtime.
+
+A wasm plugin runs inside the host's process, yet cannot crash it: every memory access is
+checked against the plugin's own linear memory, and a bad one becomes a *trap*, an error
+the host catches. Fuel (a budget of instructions) and epochs (a deadline the host moves)
+stop a plugin that never returns. :func:`load_wasm` returns a :class:`WasmPlugin`; a trap
+raises :class:`~labkit.errors.WasmTrap` with wasmtime's reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from .build import Artifact, build_shared
+from .errors import InputError, WasmTrap
+from .paths import LAB_ROOT, show
+
+#: The sample wasm plugin: add, shout (bytes in linear memory), and two bugs, peek and spin.
+WASM_PLUGIN = LAB_ROOT / "plugins" / "wasm" / "transform.c"
+
+
+class WasmPlugin:
+    """One instance of a wasm module in its own wasmtime store.
+
+    Parameters of :func:`load_wasm`: ``fuel`` caps the instructions of every call (None: no
+    cap); ``timeout`` (seconds) interrupts a call that runs longer, through wasmtime's epochs.
+    """
+
+    def __init__(self, path: Path, fuel: int | None, timeout: float | None) -> None:
+        self.path = path
+        self.fuel = fuel
+        self.timeout = timeout
+        config = wasmtime.Config()
+        config.consume_fuel = fuel is not None
+        config.epoch_interruption = timeout is not None
+        self.engine = wasmtime.Engine(config)
+        self.store = wasmtime.Store(self.engine)
+        try:
+            self.module = wasmtime.Module.from_file(self.engine, str(path))
+        except wasmtime.WasmtimeError as exc:
+            raise InputError(f"{show(path)!r} is not a WebAssembly module wasmtime accepts: "
+                             f"{exc}. Fix: build it with target='wasm32-freestanding'",
+                             path=path) from None
+        if self.module.imports:
+            wanted = ", ".join(f"{i.module}.{i.name}" for i in self.module.imports)
+            raise InputError(f"{show(path)!r} imports {wanted}; labkit gives a plugin no "
+                             "imports. Fix: build it freestanding (no libc calls)", path=path)
+        self._refuel()
+        self.instance = wasmtime.Instance(self.store, self.module, [])
+        self.exports = self.instance.exports(self.store)
+
+    @property
+    def functions(self) -> list[str]:
+        """The names of the functions the module exports."""
+        return [e.name for e in self.module.exports if isinstance(e.type, wasmtime.FuncType)]
+
+    @property
+    def memory(self) -> wasmtime.Memory:
+        memory = self.exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        return memory
+
+    @property
+    def memory_size(self) -> int:
+        """The size of the plugin's linear memory in bytes: all it can ever touch."""
+        return int(self.memory.data_len(self.store))
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Call the exported function ``name``. A trap (a bad memory access, fuel used up,
+        the timeout) raises :class:`WasmTrap`; the plugin stays usable afterwards."""
+        if name not in self.functions:
+            raise InputError(f"{show(self.path)!r} exports no function {name!r}; it exports "
+                             f"{', '.join(self.functions)}. Fix: mark it EXPORT({name}) in C")
+        function = self.exports[name]
+        assert isinstance(function, wasmtime.Func)  # functions lists only Func exports
+        self._refuel()
+        timer = self._arm()
+        try:
+            return function(self.store, *args)
+        except wasmtime.Trap as trap:
+            raise _trap(self.path, name, trap) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Copy ``data`` into the plugin's memory at ``offset`` (the host's half of a call
+        that passes bytes: nothing is shared, everything is copied)."""
+        self.memory.write(self.store, data, offset)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Copy ``length`` bytes out of the plugin's memory."""
+        return bytes(self.memory.read(self.store, offset, offset + length))
+
+    def _refuel(self) -> None:
+        if self.fuel is not None:
+            self.store.set_fuel(self.fuel)
+
+    def _arm(self) -> threading.Timer | None:
+        if self.timeout is None:
+            return None
+        self.store.set_epoch_deadline(1)
+        timer = threading.Timer(self.timeout, self.engine.increment_epoch)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def __repr__(self) -> str:
+        limits = [f"fuel={self.fuel}"] if self.fuel is not None else []
+        limits += [f"timeout={self.timeout:g}s"] if self.timeout is not None else []
+        return (f"<WasmPlugin {show(self.path)}: {', '.join(self.functions)}"
+                f"{' (' + ', '.join(limits) + ')' if limits else ''}>")
+
+
+def build_wasm_sample(out_dir: str | os.PathLike[str] = "build/wasm") -> dict[str, Artifact]:
+    """``plugins/wasm/transform.c`` built twice: ``"wasm"`` (zig cc, wasm32-freestanding) and
+    ``"native"`` (cc, a shared object), to compare the two."""
+    return {
+        "wasm": build_shared(WASM_PLUGIN, "transform", target="wasm32-freestanding",
+                             out_dir=out_dir),
+        "native": build_shared(WASM_PLUGIN, "transform", out_dir=out_dir),
+    }
+
+
+def shout(plugin: WasmPlugin, text: str) -> str:
+    """Call the sample's ``shout`` the way a host passes data to wasm: copy the text into the
+    plugin's memory, call, copy the answer out."""
+    data = text.encode()
+    if len(data) >= plugin.call("capacity"):
+        raise InputError(f"{len(data)} bytes do not fit the plugin's buffer")
+    where = plugin.call("buffer")
+    plugin.write(where, data)
+    length = plugin.call("shout", len(data))
+    return plugin.read(where, length).decode()
+
+
+def load_wasm(
+    path: str | os.PathLike[str], *, fuel: int | None = None, timeout: float | None = None,
+) -> WasmPlugin:
+    """Compile and instantiate a ``.wasm`` module with wasmtime (no imports given)."""
+    source = Path(path)
+    if not source.is_file():
+        raise InputError(f"no WebAssembly module at {show(source)!r}", path=source)
+    if fuel is not None and fuel <= 0:
+        raise InputError(f"fuel must be positive, not {fuel!r}")
+    if timeout is not None and timeout <= 0:
+        raise InputError(f"timeout must be positive, not {timeout!r}")
+    return WasmPlugin(source, fuel, timeout)
+
+
+def _trap(path: Path, function: str, trap: wasmtime.Trap) -> WasmTrap:
+    text = str(trap)
+    reasons = re.findall(r"wasm trap: (.+)", text)
+    reason = reasons[-1].strip() if reasons else trap.message.strip().splitlines()[-1]
+    fault = re.search(r"(memory fault at wasm address \w+ in linear memory of size \w+)", text)
+    fixes = {
+        "out of bounds memory access": "the plugin must stay inside its linear memory; check "
+        "the pointer it used",
+        "all fuel consumed by WebAssembly": "give the call more fuel, or fix the plugin's loop",
+        "interrupt": "raise the timeout, or fix the plugin's loop",
+    }
+    message = (f"wasm plugin {show(path)!r} trapped in {function}(): {reason}"
+               f"{' (' + fault.group(1) + ')' if fault else ''}. The host is unharmed and the "
+               f"plugin can be called again. Fix: {fixes.get(reason, 'fix the plugin')}")
+    return WasmTrap(message, path=path, function=function, reason=reason, text=text)
