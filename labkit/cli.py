@@ -1,4 +1,4 @@
-"""The command line: ``python -m labkit doctor | warm | explain | abi-diff | bench rpc``.
+"""The command line: ``python -m labkit doctor | warm | explain | abi-diff | bench``.
 
 Exit status 0 when all is well, 1 when the answer is "no" (something missing, a file that
 will not load, an incompatible ABI), 2 on a usage or tool error.
@@ -41,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     abi.add_argument("--struct", action="append", default=[], metavar="NAME",
                      help="also show this struct's layout in both builds (repeatable)")
     bench = commands.add_parser(
-        "bench", help="measure what a plugin call costs (rpc: the RPC round trips)")
-    bench.add_argument("what", choices=["rpc"], help="what to measure")
-    bench.add_argument("--calls", type=int, default=2000, help="calls per mechanism")
+        "bench", help="measure what each plugin model costs per call and at start-up")
+    bench.add_argument("what", nargs="?", choices=["all", "rpc"], default="all",
+                       help="all models (default), or only the RPC round trips")
+    bench.add_argument("--quick", action="store_true", help="fewer samples: under 20 s")
+    bench.add_argument("--calls", type=int, default=2000, help="calls per mechanism (rpc)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
@@ -62,9 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             if args.calls < 1:
                 parser.error(f"--calls must be at least 1, not {args.calls}")
-            from .rpc.bench import main as bench_rpc
+            if args.what == "rpc":
+                from .rpc.bench import main as bench_rpc
 
-            return bench_rpc(args.calls, args.json)
+                return bench_rpc(args.calls, args.json)
+            from .bench import main as bench_all
+
+            return bench_all(args.json, args.quick)
         from .warm import warm
 
         warm()
