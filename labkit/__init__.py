@@ -23,8 +23,13 @@ from .abi import (
     compare_layouts,
     struct_layout,
 )
+from .bench import Measure
+from .bench import chart as bench_chart
+from .bench import run as run_bench
+from .bench import table as bench_table
 from .binutils import nm_dynamic, readelf_dynamic_symbols, readelf_header
 from .build import Artifact, build_executable, build_shared, compile_c
+from .choose import MODELS, ModelAdvisor, Recommendation, advise, tradeoffs
 from .constants import RTLD
 from .diagnose import Context, Problem, diagnose_load, find_library
 from .doctor import report as doctor_report
@@ -77,6 +82,7 @@ __all__ = [
     "ENTRY_SYMBOL",
     "GO_SAMPLES",
     "LAB_ROOT",
+    "MODELS",
     "PLUGINS_C",
     "PLUGINS_GO",
     "PLUGINS_PY",
@@ -104,8 +110,10 @@ __all__ = [
     "LabkitError",
     "Library",
     "LoadError",
+    "Measure",
     "Member",
     "Module",
+    "ModelAdvisor",
     "NotebookEntry",
     "Outcome",
     "Plugin",
@@ -115,6 +123,7 @@ __all__ = [
     "PluginPanel",
     "Problem",
     "RPCPluginError",
+    "Recommendation",
     "Sample",
     "Section",
     "StructLayout",
@@ -127,6 +136,9 @@ __all__ = [
     "WasmTrap",
     "VersionNeed",
     "abi_diff",
+    "advise",
+    "bench_chart",
+    "bench_table",
     "build_executable",
     "build_go",
     "build_go_samples",
@@ -171,12 +183,14 @@ __all__ = [
     "response_headers",
     "rpc",
     "run_go_host",
+    "run_bench",
     "run_go_rpc_host",
     "run_isolated",
     "run_program",
     "show",
     "struct_layout",
     "tidy",
+    "tradeoffs",
     "transformers",
     "wasm_shout",
 ]
