@@ -21,7 +21,7 @@ from .toolchain import find_cc, find_go, find_tool, find_zig, go_env
 
 #: The Python packages the notebooks import, by distribution name.
 PACKAGES = ("cffi", "pyelftools", "pandas", "matplotlib", "ipywidgets", "jupyterlab",
-            "jupyterlab-rise", "nbval", "grpcio", "grpcio-health-checking", "protobuf")
+            "jupyterlab-rise", "nbval", "grpcio", "grpcio-health-checking", "protobuf", "wasmtime")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .binutils import nm_dynamic
 from .build import Artifact
 from .constants import RTLD
 from .elf import read_elf
-from .errors import InputError, PluginError
+from .errors import InputError, PluginError, WasmTrap
 from .isolate import Outcome
 from .isolate import run as run_isolated
 from .load import Library, load_fresh
@@ -213,6 +213,36 @@ def _reverse(answer: Any) -> Verdict:
     return True, f"entry point 'reverse' found among {sorted(answer)}"
 
 
+def _advice(answer: Any) -> Verdict:
+    from .choose import Recommendation
+
+    if not isinstance(answer, Recommendation):
+        return False, f"expected what labkit.advise returned, got {_kind(answer)}"
+    asked = (answer.untrusted, answer.languages, answer.calls_per_second)
+    if asked != (True, True, 100):
+        return False, (f"that advice answers untrusted={asked[0]}, languages={asked[1]}, "
+                       f"calls_per_second={asked[2]}: not the situation of the exercise")
+    return True, f"{answer.model}, because {answer.reason}"
+
+
+def _fuelled(answer: Any) -> Verdict:
+    from .wasm import WasmPlugin, shout
+
+    if not isinstance(answer, WasmPlugin):
+        return False, f"expected what labkit.load_wasm returned, got {_kind(answer)}"
+    if answer.fuel is None:
+        return False, "it was loaded without fuel, so spin would never stop"
+    try:
+        said = shout(answer, "hello")
+    except WasmTrap as trap:
+        return False, f"{answer.fuel} fuel is too little for shout('hello'): {trap.reason}"
+    try:
+        answer.call("spin")
+    except WasmTrap as trap:
+        return True, f"shout gave {said!r} and spin was stopped: {trap.reason}"
+    return False, "spin returned, which it never should"  # pragma: no cover
+
+
 EXERCISES: dict[str, Exercise] = {e.id: e for e in [
     Exercise("01.1", "Build SHAPES with a new double area_of_square(double side) that calls "
              "square.", "add the function to SHAPES without 'static', then "
@@ -264,4 +294,9 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
              "copy plugins/python/labplug_shout, add reverse to [project.entry-points."
              "\"pluginlab.transformers\"], labkit.install_plugin(copy), then "
              "labkit.transformers().", _reverse),
+    Exercise("08.1", "Which model suits plugins you do not trust, written in other languages, "
+             "called 100 times a second?", "labkit.advise(untrusted=True, languages=True, "
+             "hot_reload=False, calls_per_second=100)", _advice),
+    Exercise("09.1", "Load the wasm sample with enough fuel for shout('hello') but a limit "
+             "that stops spin.", "labkit.load_wasm(built['wasm'], fuel=100_000)", _fuelled),
 ]}
