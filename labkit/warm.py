@@ -20,6 +20,7 @@ from .gosamples import GO_SAMPLES, build_go_samples
 from .rpc.samples import build_rpc_samples
 from .rpc.stubs import generate
 from .samples import build_samples
+from .wasm import build_wasm_sample
 
 _C_PROBE = "#include <stdio.h>\nint warm(void) { return puts(\"warm\"); }\n"
 _WASM_PROBE = "int warm(int x) { return 2 * x; }\n"  # wasm32-freestanding has no libc
@@ -54,3 +55,6 @@ def warm(log: bool = True) -> None:
         generate()
         build_rpc_samples(Path(tmp) / "rpc")
         say(f"RPC messages and the go-plugin host and plugin: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        build_wasm_sample(Path(tmp) / "wasm")
+        say(f"the WebAssembly sample, wasm32 and native: {time.monotonic() - start:.1f} s")
