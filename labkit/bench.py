@@ -161,11 +161,12 @@ def _startups(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path,
     return found
 
 
-def _format(seconds: float) -> str:
+def human(seconds: float) -> str:
+    """A duration with three significant digits and its unit: ``487 ns``, ``1.5 ms``."""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:
-            return f"{seconds / scale:7.1f} {unit:<2}"
-    return f"{seconds / 1e-9:7.1f} ns"
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
 
 
 def table(results: list[Measure]) -> str:
@@ -178,7 +179,7 @@ def table(results: list[Measure]) -> str:
                      + (f"  {'x Python call':>13}" if kind == "call" else ""))
         for m in (m for m in results if m.kind == kind):
             ratio = f"  {m.seconds / base:>13.1f}" if kind == "call" else ""
-            lines.append(f"{m.name:<{width}}  {_format(m.seconds):>10}  {m.spread:>6.2f}{ratio}"
+            lines.append(f"{m.name:<{width}}  {human(m.seconds):>10}  {m.spread:>6.2f}{ratio}"
                          + ("  noisy" if m.noisy else ""))
         lines.append("")
     noisy = [m.name for m in results if m.noisy]

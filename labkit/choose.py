@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .bench import Measure
+from .bench import Measure, human
 
 #: The models of the lab, each with the bench figures that price it (per call, start-up).
 MODELS: dict[str, dict[str, str]] = {
@@ -63,20 +63,15 @@ def tradeoffs(results: list[Measure] | None = None) -> Any:
     for model, facts in MODELS.items():
         row: dict[str, Any] = {"model": model}
         if results is not None:
-            row["call"] = _short(measured.get(facts["call"]))
-            row["start"] = _short(measured.get(facts["start"])) if facts["start"] else "none"
+            row["call"] = _cost(measured.get(facts["call"]))
+            row["start"] = _cost(measured.get(facts["start"])) if facts["start"] else "none"
         row.update({q: facts[q] for q in QUALITIES})
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 
 
-def _short(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+def _cost(seconds: float | None) -> str:
+    return "?" if seconds is None else human(seconds)
 
 
 @dataclass(frozen=True)
