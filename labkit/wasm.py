@@ -54,11 +54,16 @@ class WasmPlugin:
         self._refuel()
         self.instance = wasmtime.Instance(self.store, self.module, [])
         self.exports = self.instance.exports(self.store)
+        self._functions: dict[str, wasmtime.Func] = {}
+        for export in self.module.exports:
+            function = self.exports[export.name]
+            if isinstance(function, wasmtime.Func):
+                self._functions[export.name] = function
 
     @property
     def functions(self) -> list[str]:
         """The names of the functions the module exports."""
-        return [e.name for e in self.module.exports if isinstance(e.type, wasmtime.FuncType)]
+        return list(self._functions)
 
     @property
     def memory(self) -> wasmtime.Memory:
@@ -74,11 +79,10 @@ class WasmPlugin:
     def call(self, name: str, *args: Any) -> Any:
         """Call the exported function ``name``. A trap (a bad memory access, fuel used up,
         the timeout) raises :class:`WasmTrap`; the plugin stays usable afterwards."""
-        if name not in self.functions:
+        function = self._functions.get(name)
+        if function is None:
             raise InputError(f"{show(self.path)!r} exports no function {name!r}; it exports "
                              f"{', '.join(self.functions)}. Fix: mark it EXPORT({name}) in C")
-        function = self.exports[name]
-        assert isinstance(function, wasmtime.Func)  # functions lists only Func exports
         self._refuel()
         timer = self._arm()
         try:
