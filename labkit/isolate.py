@@ -5,10 +5,18 @@
 signal's name if one killed the child, its stdout and stderr, the faulthandler traceback,
 and for a callable its return value or the exception it raised (as plain data). A timeout
 kills the child and everything it started. The notebook's kernel always survives.
+
+A child's output does not wait in buffers, whatever the environment says
+(``PYTHONUNBUFFERED`` changes the buffering of Python's and of C's stdio in a Python process):
+Python's ``sys.stdout`` is line-buffered and C's ``stdout`` unbuffered, so what the child
+printed before it crashed is kept, and an outcome reads the same on every machine. C stdio is
+flushed before the fork (else the child would print the parent's pending output again) and
+before a forked child exits (``os._exit`` does not flush it).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
@@ -27,10 +35,15 @@ from .constants import SIGNAL_MEANINGS
 from .errors import InputError, IsolationError
 from .paths import tidy
 
-#: Runs in the child before the snippet: no core files, then the snippet as "<snippet>".
+#: Runs in the child before the snippet: no core files, Python's stdout line-buffered and C's
+#: unbuffered, then the snippet as "<snippet>".
 _BOOT = (
-    "import resource, sys\n"
+    "import ctypes, resource, sys\n"
     "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "sys.stdout.reconfigure(line_buffering=True)\n"
+    "_libc = ctypes.CDLL(None)\n"
+    "_libc.setvbuf(ctypes.c_void_p.in_dll(_libc, 'stdout'), None, 2, 0)\n"  # 2: _IONBF
+    "del _libc\n"
     "sys.argv = sys.argv[1:]\n"
     "exec(compile(sys.argv[0], '<snippet>', 'exec'), {'__name__': '__main__'})\n"
 )
@@ -190,6 +203,7 @@ def _run_forked(
     pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, result
     sys.stdout.flush()
     sys.stderr.flush()
+    _c_stdio().flush()
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:  # the child: never returns
@@ -237,6 +251,7 @@ def _child(
         os.dup2(w_err, 2)
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        _c_stdio().unbuffer_stdout()
         faulthandler.enable(file=sys.stderr)
         if cwd is not None:
             os.chdir(cwd)
@@ -255,11 +270,39 @@ def _child(
             status = 1
         sys.stdout.flush()
         sys.stderr.flush()
+        _c_stdio().flush()  # what C code printed (puts, printf) is still in stdio's buffer
         view = memoryview(data)
         while view:
             view = view[os.write(w_res, view):]
     finally:
         os._exit(status)
+
+
+class _CStdio:
+    """This process's C stdio (glibc or musl), through ctypes."""
+
+    _IONBF = 2  # setvbuf's mode for no buffering, the same in glibc and musl
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self._libc = ctypes.CDLL(None)
+        self._stdout = ctypes.c_void_p.in_dll(self._libc, "stdout")
+
+    def flush(self) -> None:
+        """``fflush(NULL)``: write out every C stream's buffer."""
+        self._libc.fflush(None)
+
+    def unbuffer_stdout(self) -> None:
+        """``setvbuf(stdout, NULL, _IONBF, 0)``. glibc flushes and resets the stream first, so
+        this works after output too, where ``_IOLBF`` would only take effect at the next
+        flush."""
+        self._libc.setvbuf(self._stdout, None, self._IONBF, 0)
+
+
+@functools.cache
+def _c_stdio() -> _CStdio:
+    return _CStdio()
 
 
 def _collect(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +122,54 @@ def test_env_reaches_the_loader_of_a_snippet(workdir: Path) -> None:
 def test_bad_arguments(target: object, options: dict[str, object], message: str) -> None:
     with pytest.raises(labkit.InputError, match=message):
         run(target, **options)  # type: ignore[arg-type]
+
+
+#: Runs in a fresh interpreter, so that the buffering of C stdio is the one a kernel started
+#: in that environment has: it prints what each child printed, as JSON.
+STDIO_PROBE = r"""
+import json, sys
+import cffi, labkit
+from labkit.isolate import run
+
+lib = sys.argv[1]
+
+def say_then(crash):
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.puts(b"from C puts")
+    libc.printf(b"from C printf, no newline")
+    if crash:
+        libc.puts(b"")
+        labkit.load(lib).function("crash", "int(int *)")(cffi.FFI().NULL)
+
+import ctypes
+ctypes.CDLL(None).printf(b"the parent's pending output\n")  # sits in the parent's buffer
+print(json.dumps({
+    "callable": run(say_then, False).stdout,
+    "callable-crash": run(say_then, True).stdout,
+    "snippet-crash": run("import cffi, ctypes, labkit\n"
+                         "ctypes.CDLL(None).puts(b'from C puts')\n"
+                         "print('from print')\n"
+                         f"lib = labkit.load({lib!r})\n"
+                         "lib.function('crash', 'int(int *)')(cffi.FFI().NULL)\n").stdout,
+}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["plain", "PYTHONUNBUFFERED=1"])
+def test_what_c_code_printed_comes_back_in_any_environment(workdir: Path, unbuffered: bool) -> None:
+    """puts and printf in a child: kept when it returns and when it crashes, not copied from
+    the parent's buffer, the same with and without PYTHONUNBUFFERED (which makes C stdio
+    unbuffered in a Python process, and so once hid a lost-output bug)."""
+    art = labkit.build_shared(CRASH_C, "crash_stdio")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.run([sys.executable, "-c", STDIO_PROBE, str(art.path.resolve())],
+                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    pending, report = proc.stdout.split("\n", 1)
+    assert pending == "the parent's pending output"
+    seen = json.loads(report)
+    assert seen["callable"] == "from C puts\nfrom C printf, no newline"
+    assert seen["callable-crash"] == "from C puts\nfrom C printf, no newline\n"
+    assert seen["snippet-crash"] == "from C puts\nfrom print\n"
