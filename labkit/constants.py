@@ -74,6 +74,10 @@ DEFAULT_LIBRARY_DIRS = (
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
 ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding")
 
+#: The Python versions the lab is tested on: Binder's conda Python (environment.yml pins 3.11)
+#: and Debian 13's, in `make test`'s portable run.
+TESTED_PYTHONS = ((3, 11), (3, 13))
+
 #: How to get each tool the lab uses, said once for every error and for the doctor.
 FIXES = {
     "cc": "install a C compiler: `apt-get install gcc libc6-dev` (as root; `make lab` does it)",

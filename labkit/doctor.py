@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .constants import FIXES
+from .constants import FIXES, TESTED_PYTHONS
 from .errors import ToolchainError
 from .paths import LAB_ROOT
 from .toolchain import find_cc, find_go, find_tool, find_zig, go_env
@@ -26,12 +26,14 @@ PACKAGES = ("cffi", "pyelftools", "pandas", "matplotlib", "ipywidgets", "jupyter
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the doctor's table."""
+    """One line of the doctor's table. A check with a ``warning`` passes, and says why the
+    lab may still misbehave and what to do if it does."""
 
     name: str
     ok: bool
     detail: str  # the version when ok, what is wrong otherwise
     fix: str = ""
+    warning: str = ""
 
 
 def run_checks() -> list[Check]:
@@ -48,13 +50,19 @@ def report(checks: list[Check] | None = None) -> str:
     width = max(len(c.name) for c in checks) + 2
     lines = ["What the lab needs:"]
     for c in checks:
-        mark = "ok " if c.ok else "MISSING"
+        mark = "MISSING" if not c.ok else "warning" if c.warning else "ok "
         lines.append(f"  [{mark:7}] {c.name:<{width}}{c.detail}")
         if not c.ok:
             lines.append(f"  {'':9} {'':<{width}}fix: {c.fix}")
+        elif c.warning:
+            lines.append(f"  {'':9} {'':<{width}}note: {c.warning}")
     missing = [c.name for c in checks if not c.ok]
+    warned = [c.name for c in checks if c.ok and c.warning]
     if missing:
         lines.append(f"{len(missing)} of {len(checks)} checks failed: {', '.join(missing)}.")
+    elif warned:
+        lines.append(f"All {len(checks)} checks passed, with a warning for {', '.join(warned)}: "
+                     "the lab should work; see the note.")
     else:
         lines.append(f"All {len(checks)} checks passed: the lab is ready.")
     return "\n".join(lines)
@@ -67,11 +75,21 @@ def main() -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
-def _python() -> Check:
-    version = ".".join(map(str, sys.version_info[:3]))
-    ok = sys.version_info[:2] == (3, 11)
-    return Check("python 3.11", ok, f"Python {version}",
-                 "" if ok else "use Python 3.11, the version environment.yml pins")
+def _python(version_info: tuple[int, ...] = tuple(sys.version_info[:3])) -> Check:
+    """Python: a tested version passes, a newer untested one passes with a warning, one older
+    than labkit's oldest (3.11) fails."""
+    version = ".".join(map(str, version_info[:3]))
+    names = [f"{major}.{minor}" for major, minor in TESTED_PYTHONS]
+    tested = " and ".join(names)
+    use = (f"use Python {' or '.join(names)} "
+           f"(`make clean lab PYTHON=python{names[-1]}`, for example)")
+    if tuple(version_info[:2]) in TESTED_PYTHONS:
+        return Check("python", True, f"Python {version}")
+    if tuple(version_info[:2]) < min(TESTED_PYTHONS):
+        return Check("python", False, f"Python {version}, older than labkit supports", use)
+    return Check("python", True, f"Python {version}",
+                 warning=f"the lab is tested on Python {tested}, not on {version}; the pinned "
+                 f"packages may not install, or a cell may print something else: if so, {use}")
 
 
 def _tool_check(label: str, probe: Callable[[], str]) -> Check:

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import labkit
+from labkit.doctor import _python, report
 
 LAB = Path(__file__).resolve().parent.parent
 
@@ -58,3 +61,26 @@ def test_warm_builds_what_binder_pre_builds() -> None:
     lines += [f"Go sample {name}:" for name in labkit.GO_SAMPLES]
     for line in lines:
         assert line in proc.stdout
+
+
+@pytest.mark.parametrize(("version", "mark", "ok"), [
+    ((3, 11, 7), "ok ", True),
+    ((3, 13, 5), "ok ", True),
+    ((3, 12, 3), "warning", True),
+    ((3, 14, 0), "warning", True),
+    ((3, 10, 12), "MISSING", False),
+], ids=["3.11", "3.13", "3.12", "3.14", "3.10"])
+def test_python_versions(version: tuple[int, int, int], mark: str, ok: bool) -> None:
+    """Tested versions pass, an untested newer one passes with a note, an older one fails;
+    the line reads the same on every tested version (nbval sanitizes the version)."""
+    check = _python(version)
+    assert check.ok is ok and check.name == "python"
+    text = report([check])
+    assert text.splitlines()[1].startswith(f"  [{mark:7}] python  Python {'.'.join(map(str, version))}")
+    if mark == "warning":
+        assert "note: the lab is tested on Python 3.11 and 3.13, not on" in text
+        assert text.endswith("with a warning for python: the lab should work; see the note.")
+    elif not ok:
+        assert "fix: use Python 3.11 or 3.13 (`make clean lab PYTHON=python3.13`" in text and "1 of 1 checks failed: python." in text
+    else:
+        assert text.endswith("All 1 checks passed: the lab is ready.")
