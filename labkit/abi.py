@@ -8,6 +8,12 @@ change, 8 an incompatible ABI change. abidiff sets 8 only for removed symbols an
 type changes at 4, "to be reviewed"; labkit reviews them: a changed size, offset, type or
 enumerator value breaks callers built against the old layout.
 
+abidiff's wording changes between libabigail releases; labkit reads every release from 2.2
+(Debian 12) to 2.6 (Debian 13) the same way, so a report reads alike on Binder, in CI and on
+a laptop. In C files a function without parameters is ``f(void)`` (2.6 says so, 2.2 says
+``f()``), and a function-pointer member is found by its name in both spellings
+(``'int (int)* name'`` in 2.2, ``'int (* name)(int)'`` in 2.6).
+
 :func:`struct_layout` reads one struct from the DWARF debug information (pyelftools): each
 member's offset and size, and the padding between them.
 """
@@ -38,6 +44,12 @@ BREAKING = frozenset({
     "type-changed",
 })
 _TIMEOUT = 120
+#: DWARF's DW_LANG codes for C: C89, C, C99, C11, C17 (DWARF 5, section 7.12).
+_C_LANGUAGES = frozenset({0x1, 0x2, 0xC, 0x1D, 0x2C})
+#: The member a change goes through: ``type of 'int (* scale)(int)' changed`` (libabigail
+#: 2.6's spelling of a function pointer), else ``type of 'int (int)* scale' changed`` (2.2's)
+#: or ``type of 'int count' changed``.
+_THROUGH = re.compile(r"type of '[^']*?\(\*\s*(\w+)\)[^']*' changed|type of '[^']*?(\w+)' changed")
 
 _SECTION = re.compile(r"^\d+ (Removed|Added|Changed)? ?(?:function|variable)")
 _CHANGES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -120,12 +132,33 @@ def abi_diff(old: str | os.PathLike[str], new: str | os.PathLike[str]) -> AbiRep
             f"status {proc.returncode}): {output.strip()}. Fix: give two ELF shared objects",
             status=proc.returncode, output=output,
         )
-    return AbiReport(paths[0], paths[1], proc.returncode, tuple(parse_report(proc.stdout)),
-                     proc.stdout)
+    c = all(written_in_c(path) for path in paths)
+    return AbiReport(paths[0], paths[1], proc.returncode,
+                     tuple(parse_report(proc.stdout, c=c)), proc.stdout)
 
 
-def parse_report(text: str) -> list[Change]:
-    """The changes in an abidiff report, with where each one is."""
+def written_in_c(path: str | os.PathLike[str]) -> bool:
+    """Whether every compilation unit in ``path``'s DWARF is C (False without DWARF)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        if elf.get_section_by_name(".debug_info") is None:
+            return False
+        languages = set()
+        for cu in elf.get_dwarf_info().iter_CUs():
+            attr = cu.get_top_DIE().attributes.get("DW_AT_language")
+            languages.add(attr.value if attr is not None else None)
+    return bool(languages) and languages <= _C_LANGUAGES
+
+
+def parse_report(text: str, *, c: bool = False) -> list[Change]:
+    """The changes in an abidiff report, with where each one is.
+
+    ``c``: the files are C, so an empty parameter list reads ``(void)`` whichever libabigail
+    wrote the report (2.2 writes ``f()``, 2.6 ``f(void)``)."""
+    if c:
+        text = text.replace("()", "(void)")
     changes: list[Change] = []
     section = ""
     function = ""
@@ -182,11 +215,11 @@ def _where(function: str, context: list[str]) -> str:
     for line in reversed(context):
         named = re.search(r"'(?:const )?((?:struct|enum|union) \w+|typedef \w+)'", line)
         param = re.match(r"(parameter \d+|return type)", line)
-        through = re.match(r"type of '[^']*?(\w+)' changed", line)
+        through = _THROUGH.match(line)
         if not inner and (named or param):
             inner = named[1] if named else param[1] if param else ""
         elif through and not member:
-            member = f"member {through[1]}"
+            member = f"member {through[1] or through[2]}"
     return ": ".join(part for part in (function, member, inner) if part)
 
 

@@ -37,7 +37,7 @@ def test_v2_sample_breaks_the_abi_in_three_ways(samples: dict[str, labkit.Sample
     assert {"size-changed", "member-inserted", "offset-changed", "enumerator-changed",
             "type-changed"} <= kinds
     where = {c.where for c in report.changes if c.kind == "offset-changed"}
-    assert where == {"const lab_plugin* lab_plugin_entry(): member options: struct lab_options"}
+    assert where == {"const lab_plugin* lab_plugin_entry(void): member options: struct lab_options"}
     assert any("'lab_case::LAB_CASE_UPPER' from value '1' to '2'" in c.detail for c in report.changes)
     assert any("from 'double' to 'float'" in c.detail and "member scale" in c.where for c in report.changes)
     result = run_cli("abi-diff", samples["upper"].path, samples["upper_v2"].path, "--struct", "lab_options")
@@ -57,8 +57,8 @@ def test_removed_symbol_changed_parameter_and_struct(workdir: Path) -> None:
     report = labkit.abi_diff(old.path, new.path)
     assert report.status_bits == ("ABI_CHANGE", "ABI_INCOMPATIBLE_CHANGE")
     by_kind = {c.kind: c for c in report.changes}
-    assert by_kind["removed-function"].where == "int gone()"
-    assert by_kind["added-function"].where == "int added()" and not by_kind["added-function"].breaking
+    assert by_kind["removed-function"].where == "int gone(void)"
+    assert by_kind["added-function"].where == "int added(void)" and not by_kind["added-function"].breaking
     assert by_kind["type-changed"].where == "double area(double): parameter 1"
     assert by_kind["member-inserted"].where == "int norm(point*): struct point"
     assert not report.compatible
@@ -86,7 +86,7 @@ def test_two_unrelated_libraries(samples: dict[str, labkit.Sample], workdir: Pat
     other = labkit.build_shared("int unrelated(void) { return 0; }\n", "unrelated")
     report = labkit.abi_diff(samples["upper"].path, other.path)
     assert not report.compatible
-    assert ("removed-function", "const lab_plugin* lab_plugin_entry()") in {(c.kind, c.where) for c in report.changes}
+    assert ("removed-function", "const lab_plugin* lab_plugin_entry(void)") in {(c.kind, c.where) for c in report.changes}
     assert run_cli("abi-diff", samples["upper"].path, other.path).returncode == 1
 
 
@@ -146,6 +146,40 @@ def test_parse_report_on_abidiff_words() -> None:
   [D] 'function int gone()'    {gone}
 """
     assert [(c.kind, c.where) for c in parse_report(text)] == [("removed-function", "int gone()")]
+    assert [c.where for c in parse_report(text, c=True)] == ["int gone(void)"]
+
+
+#: Real reports of abidiff 2.2 (Debian 12), 2.4 (Ubuntu 24.04, Binder's image) and 2.6
+#: (Debian 13) on the same pairs of builds: tests/data/abidiff/README.md says how they were made.
+REPORTS = Path(__file__).parent / "data" / "abidiff"
+PAIRS = sorted(p.stem for p in (REPORTS / "2.2").glob("*.txt"))
+
+
+def _reading(version: str, pair: str) -> tuple[int, list[str]]:
+    status, text = (REPORTS / version / f"{pair}.txt").read_text().split("\n", 1)
+    return int(status.removeprefix("exit ")), [str(c) for c in parse_report(text, c=True)]
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_every_libabigail_release_reads_the_same(pair: str) -> None:
+    """2.2 and 2.4 write f() and 'int (int)* member', 2.6 writes f(void) and
+    'int (* member)(int)'; labkit's reading of all three is one and the same."""
+    versions = sorted(p.name for p in REPORTS.iterdir() if p.is_dir())
+    assert versions == ["2.2", "2.4", "2.6"]
+    readings = {version: _reading(version, pair) for version in versions}
+    assert readings["2.2"] == readings["2.4"] == readings["2.6"], readings
+    assert not any("()" in change for change in readings["2.6"][1])
+
+
+def test_the_reports_differ_where_labkit_evens_them_out() -> None:
+    """Else the test above would prove nothing: the raw texts do differ between releases."""
+    old = (REPORTS / "2.2" / "upper--upper_v2.txt").read_text()
+    new = (REPORTS / "2.6" / "upper--upper_v2.txt").read_text()
+    assert "lab_plugin_entry()'" in old and "lab_plugin_entry(void)'" in new
+    assert "'lab_state* (const lab_options*)* create'" in old
+    assert "'lab_state* (* create)(const lab_options*)'" in new
+    member_scale = [c for c in _reading("2.6", "upper--upper_v2")[1] if "member scale" in c]
+    assert len(member_scale) == 4  # found through the function pointer's new spelling
 
 
 #: abi-diff of upper (the reference build) against each sample: only the interface counts,
