@@ -2,9 +2,10 @@
 
 Binder's postBuild runs it so that, in the image, zig has its C libraries built for every
 cross target, the Go build cache holds every variant notebooks 05 and 07 build (musl's
-runtime included), the older Go toolchain of notebook 05 and hashicorp/go-plugin with its
-modules (notebook 06) are in the Go module cache, and the protobuf messages of
-``plugins/proto`` are generated: nothing is fetched while notebooks run.
+runtime included), the older Go toolchain of notebook 05, hashicorp/go-plugin with its
+modules (notebook 06) and the protoc plugins for Go that ``make protos`` and its test build
+are in the Go module cache, and the protobuf messages of ``plugins/proto`` are generated:
+nothing is fetched while notebooks or tests run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .constants import ZIG_TARGETS
 from .gobuild import build_go
 from .gosamples import GO_SAMPLES, build_go_samples
 from .rpc.samples import build_rpc_samples
-from .rpc.stubs import generate
+from .rpc.stubs import fetch_go_modules, generate
 from .samples import build_samples
 from .wasm import build_wasm_sample
 
@@ -28,8 +29,9 @@ _WASM_PROBE = "int warm(int x) { return 2 * x; }\n"  # wasm32-freestanding has n
 
 def warm(log: bool = True) -> None:
     """Build the C probe natively and for every zig target, the sample C plugins, every Go
-    sample variant, the compile-time registry hosts, the RPC messages and the go-plugin
-    host and plugin."""
+    sample variant, the compile-time registry hosts, the RPC messages, the go-plugin host
+    and plugin, the modules of protoc's Go plugins (fetched, not built: only a test builds
+    them) and the WebAssembly sample."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -54,7 +56,9 @@ def warm(log: bool = True) -> None:
         start = time.monotonic()
         generate()
         build_rpc_samples(Path(tmp) / "rpc")
-        say(f"RPC messages and the go-plugin host and plugin: {time.monotonic() - start:.1f} s")
+        fetch_go_modules()
+        say(f"RPC messages, the go-plugin host and plugin, protoc's Go plugins (fetched): "
+            f"{time.monotonic() - start:.1f} s")
         start = time.monotonic()
         build_wasm_sample(Path(tmp) / "wasm")
         say(f"the WebAssembly sample, wasm32 and native: {time.monotonic() - start:.1f} s")

@@ -122,6 +122,24 @@ def generate_go(out_dir: Path) -> list[Path]:
     return sorted(out_dir.glob("*.go"))
 
 
+def fetch_go_modules() -> None:
+    """``go mod download`` in ``plugins/go/goplugin``: every module its go.mod lists, the
+    protoc plugins that :func:`generate_go` builds among them, so that it runs offline."""
+    from ..gobuild import PLUGINS_GO
+    from ..toolchain import find_go
+
+    module = PLUGINS_GO / "goplugin"
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOWORK": "off"}
+    done = subprocess.run([*find_go().command, "mod", "download"], cwd=module, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise BuildError(
+            f"go could not download the modules of {module.name}/go.mod:\n{tidy(done.stderr)}"
+            "\nFix: the Go module proxy must be reachable the first time",
+            source=str(module), command=done.args, returncode=done.returncode,
+            stderr=done.stderr)
+
+
 def main() -> None:
     """``make protos``: refresh the committed Go code of the protocol."""
     from ..gobuild import PLUGINS_GO
