@@ -18,12 +18,12 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from ..errors import LabkitError
-from ..paths import cache_dir
 from .client import PluginClient
 from .samples import RpcSamples, build_rpc_samples, python_plugin, run_go_rpc_host
 
@@ -89,13 +89,14 @@ def go_host(samples: RpcSamples, calls: int) -> Timing:
 
 def run(calls: int = 2000) -> list[Timing]:
     """All four round trips, in one run."""
-    samples = build_rpc_samples(cache_dir() / "bench")
-    return [
-        pingpong_floor(calls),
-        python_host(python_plugin(), "labkit Python host -> Python plugin", calls),
-        python_host([samples.plugin], "labkit Python host -> Go plugin", calls),
-        go_host(samples, calls),
-    ]
+    with tempfile.TemporaryDirectory(prefix="plugin-lab-bench-") as tmp:
+        samples = build_rpc_samples(tmp)  # copies of the cached builds, removed at the end
+        return [
+            pingpong_floor(calls),
+            python_host(python_plugin(), "labkit Python host -> Python plugin", calls),
+            python_host([samples.plugin], "labkit Python host -> Go plugin", calls),
+            go_host(samples, calls),
+        ]
 
 
 def table(timings: Sequence[Timing]) -> str:
