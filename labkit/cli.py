@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("doctor", help="check that everything the lab needs is installed")
-    commands.add_parser("warm", help="pre-build the caches the notebooks use (Binder does this)")
+    warming = commands.add_parser(
+        "warm", help="pre-build the caches the notebooks use (Binder does this)")
+    warming.add_argument("--for-image", action="store_true",
+                      help="then remove the older Go toolchain, whose one build is cached "
+                      "(binder/postBuild does this)")
     explain = commands.add_parser(
         "explain", help="say why a shared object or program will not load or run here",
         epilog=_EXPLAIN,
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return bench_all(args.json, args.quick)
         from .warm import warm
 
-        warm()
+        warm(for_image=args.for_image)
         return 0
     except LabkitError as exc:
         print(f"labkit {args.command}: {exc}", file=sys.stderr)

@@ -6,28 +6,36 @@ runtime included), the older Go toolchain of notebook 05, hashicorp/go-plugin wi
 modules (notebook 06) and the protoc plugins for Go that ``make protos`` and its test build
 are in the Go module cache, and the protobuf messages of ``plugins/proto`` are generated:
 nothing is fetched while notebooks or tests run.
+
+``warm --for-image`` (what postBuild runs) then removes the older Go toolchain from the module
+cache (about 300 MB): its one build, notebook 05's plugin, is in labkit's cache by then, and
+nothing builds with it again unless a learner changes that plugin's source, when the go command
+fetches the toolchain anew.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from .build import build_shared
-from .constants import ZIG_TARGETS
+from .constants import GO_OTHER_TOOLCHAIN, ZIG_TARGETS
 from .gobuild import build_go
 from .gosamples import GO_SAMPLES, build_go_samples
 from .rpc.samples import build_rpc_samples
 from .rpc.stubs import fetch_go_modules, generate
 from .samples import build_samples
+from .toolchain import go_env
 from .wasm import build_wasm_sample
 
 _C_PROBE = "#include <stdio.h>\nint warm(void) { return puts(\"warm\"); }\n"
 _WASM_PROBE = "int warm(int x) { return 2 * x; }\n"  # wasm32-freestanding has no libc
 
 
-def warm(log: bool = True) -> None:
+def warm(log: bool = True, for_image: bool = False) -> None:
     """Build the C probe natively and for every zig target, the sample C plugins, every Go
     sample variant, the compile-time registry hosts, the RPC messages, the go-plugin host
     and plugin, the modules of protoc's Go plugins (fetched, not built: only a test builds
@@ -62,3 +70,31 @@ def warm(log: bool = True) -> None:
         start = time.monotonic()
         build_wasm_sample(Path(tmp) / "wasm")
         say(f"the WebAssembly sample, wasm32 and native: {time.monotonic() - start:.1f} s")
+    if for_image:
+        freed = drop_toolchain(GO_OTHER_TOOLCHAIN)
+        say(f"the Go toolchain {GO_OTHER_TOOLCHAIN}, whose build is cached now: "
+            + (f"removed from the module cache, {freed / 2**20:.0f} MiB freed" if freed
+               else "not in the module cache"))
+
+
+def drop_toolchain(release: str) -> int:
+    """Remove the Go toolchain ``release`` (as ``GOTOOLCHAIN`` fetched it) from the module
+    cache, for this machine's system and architecture; returns the bytes freed (0 if it was
+    not there). Files in the module cache are read-only, so each is made writable first."""
+    values = go_env("GOMODCACHE", "GOHOSTOS", "GOHOSTARCH")
+    name = f"v0.0.1-{release}.{values['GOHOSTOS']}-{values['GOHOSTARCH']}"
+    cache = Path(values["GOMODCACHE"])
+    found = [cache / f"golang.org/toolchain@{name}",
+             *(cache / "cache/download/golang.org/toolchain/@v").glob(f"{name}.*")]
+    freed = 0
+    for path in found:
+        for folder, _, files in os.walk(path):
+            os.chmod(folder, 0o755)
+            for file in files:
+                freed += os.lstat(os.path.join(folder, file)).st_blocks * 512
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            freed += path.lstat().st_blocks * 512
+            path.unlink()
+    return freed

@@ -84,3 +84,30 @@ def test_python_versions(version: tuple[int, int, int], mark: str, ok: bool) -> 
         assert "fix: use Python 3.11 or 3.13 (`make clean lab PYTHON=python3.13`" in text and "1 of 1 checks failed: python." in text
     else:
         assert text.endswith("All 1 checks passed: the lab is ready.")
+
+
+def test_drop_toolchain_removes_one_release_from_the_module_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layout GOTOOLCHAIN leaves (read-only files, as the go command makes them): the
+    release asked for goes, another stays."""
+    from labkit.toolchain import go_env
+    from labkit.warm import drop_toolchain
+
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path))
+    host = go_env("GOHOSTOS", "GOHOSTARCH")
+    for release in ("go1.26.0", "go1.25.0"):
+        name = f"v0.0.1-{release}.{host['GOHOSTOS']}-{host['GOHOSTARCH']}"
+        tree = tmp_path / f"golang.org/toolchain@{name}" / "bin"
+        tree.mkdir(parents=True)
+        (tree / "go").write_bytes(b"\0" * 100_000)
+        download = tmp_path / "cache/download/golang.org/toolchain/@v"
+        download.mkdir(parents=True, exist_ok=True)
+        for suffix in ("zip", "ziphash", "info", "mod"):
+            (download / f"{name}.{suffix}").write_text(release)
+        for path in (tree / "go", tree, tree.parent):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    assert drop_toolchain("go1.26.0") >= 100_000
+    left = sorted(p.name for p in tmp_path.rglob("*") if "go1.26.0" in p.name)
+    assert left == []
+    assert len([p for p in tmp_path.rglob("*") if "go1.25.0" in p.name]) == 5
+    assert drop_toolchain("go1.26.0") == 0  # nothing left to remove
