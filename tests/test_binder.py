@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.portable.dockerfile import parse
+from tests.portable.run import CONDA_BASE, CONDA_ENV, POST_BUILD
+
 LAB = Path(__file__).resolve().parent.parent
 
 
@@ -67,3 +70,46 @@ def broken_copy(tmp_path: Path) -> Path:
 def test_broken_symlink_is_caught(broken_copy: Path) -> None:
     problems = binder_problems(broken_copy)
     assert any("does not install binder/environment.yml" in p for p in problems)
+
+
+def test_the_portable_run_replays_the_dockerfile_as_binder_builds_it() -> None:
+    """tests/portable replays repo2docker's Dockerfile: each step must get the user, folder and
+    environment the image build gives it, read from the Dockerfile, not from this machine."""
+    build = parse(dockerfile(LAB), {"NB_USER": "jovyan", "NB_UID": "1000"})
+    post_build = build.step(POST_BUILD)
+    assert (post_build.user, post_build.workdir) == ("jovyan", "/home/jovyan")
+    env = post_build.env
+    assert env["HOME"] == env["REPO_DIR"] == "/home/jovyan"
+    assert env["PATH"].split(":")[:3] == ["/home/jovyan/.local/bin", "/home/jovyan/.local/bin",
+                                          "/srv/conda/envs/notebook/bin"]
+    assert env["PATH"].endswith(":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert env["LC_ALL"] == "en_US.UTF-8" and env["NB_PYTHON_PREFIX"] == "/srv/conda/envs/notebook"
+    assert "PYTHONUNBUFFERED" not in env  # set after postBuild: the bug it once hid
+    assert build.image_env["PYTHONUNBUFFERED"] == "1"
+    apt = build.step(r"apt-get install --yes --no-install-recommends abigail-tools")
+    assert apt.user == "root"
+    for pattern in (CONDA_BASE, CONDA_ENV):  # the steps make setup stands for are still there
+        assert build.step(pattern).instruction == "RUN"
+
+
+def test_dockerfile_reading_follows_docker_rules() -> None:
+    text = ("FROM x\nARG A\nARG B=${A}-b\nENV C=${B} \\\n    D=\"two words\"\n"
+            "# a comment\nENV E=${C}/e F=${E}\nENV G old form\nUSER ${A}\nWORKDIR /w/${C}\n"
+            "RUN echo \\\n  hi\n")
+    build = parse(text, {"A": "a"})
+    (run,) = build.steps
+    assert run.argument == "echo   hi" and run.user == "a" and run.workdir == "/w/a-b"
+    assert run.env["C"] == "a-b" and run.env["D"] == "two words" and run.env["G"] == "old form"
+    assert run.env["E"] == "a-b/e" and run.env["F"] == ""  # one ENV sees the values before it
+    assert "A" in run.env and "A" not in build.image_env  # ARG reaches RUN, not the image
+
+
+def test_post_build_passes_with_only_path_and_home() -> None:
+    """postBuild runs before the image sets PYTHONUNBUFFERED. With `jupyter ... | grep -q`
+    under pipefail it failed two builds in three that way (jupyter exited 120 on the closed
+    pipe); three clean runs in a row here."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": os.environ["HOME"]}
+    for attempt in range(3):
+        done = subprocess.run(["binder/postBuild"], cwd=LAB, env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, (attempt, done.stdout[-3000:], done.stderr[-3000:])
