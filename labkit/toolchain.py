@@ -32,8 +32,12 @@ class Tool:
 
     @property
     def identity(self) -> str:
-        """What a build cache must key on: where the tool is and which version it is."""
-        return f"{self.name}|{' '.join(self.command)}|{self.version}"
+        """What a build cache must key on: where the tool is and which version it is. Paths
+        are resolved, so one tool reached through a symlinked folder (Binder's
+        ``/srv/conda/envs/notebook`` pointing at a ``.venv``, say) keys the same."""
+        where = " ".join(os.path.realpath(part) if os.sep in part else part
+                         for part in self.command)
+        return f"{self.name}|{where}|{self.version}"
 
 
 def which(name: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,27 @@ def test_second_build_is_a_cache_hit(workdir: Path, unique: str) -> None:
     assert second.path.read_bytes() == (
         labkit.build_shared(unique + HELLO_C, "cached").path.read_bytes()
     )
+
+
+def test_a_python_reached_through_a_symlinked_folder_hits_the_same_cache(
+    workdir: Path, unique: str, tmp_path: Path
+) -> None:
+    """Binder's postBuild and kernels run /srv/conda/envs/notebook/bin/python; a venv reached
+    through a symlink is the same tools, so warm's builds must serve it (zig is keyed on the
+    Python that runs it, Go on the go next to that Python)."""
+    source = unique + "int twice(int x) { return 2 * x; }\n"
+    first = labkit.build_shared(source, "twice", target="aarch64-linux-gnu")
+    assert not first.from_cache
+    link = tmp_path / "env"
+    link.symlink_to(Path(sys.prefix), target_is_directory=True)
+    probe = ("import labkit\n"
+             f"a = labkit.build_shared({source!r}, 'twice', target='aarch64-linux-gnu')\n"
+             "print(a.from_cache, a.key, labkit.toolchain.find_go().identity)")
+    done = subprocess.run([str(link / "bin" / "python"), "-c", probe], cwd=workdir,
+                          capture_output=True, text=True, timeout=120, check=True)
+    from_cache, key, go = done.stdout.split(" ", 2)
+    assert from_cache == "True" and key == first.key
+    assert go.strip() == labkit.toolchain.find_go().identity
 
 
 def test_changed_flags_miss_the_cache(workdir: Path, unique: str) -> None:
