@@ -10,7 +10,7 @@ enumerator value breaks callers built against the old layout.
 
 abidiff's wording changes between libabigail releases; labkit reads every release from 2.2
 (Debian 12) to 2.6 (Debian 13) the same way, so a report reads alike on Binder, in CI and on
-a laptop. In C files a function without parameters is ``f(void)`` (2.6 says so, 2.2 says
+a laptop. In C files an empty parameter list is ``f(void)`` (2.6 says so, 2.2 and 2.4 say
 ``f()``), and a function-pointer member is found by its name in both spellings
 (``'int (int)* name'`` in 2.2, ``'int (* name)(int)'`` in 2.6).
 
@@ -44,8 +44,10 @@ BREAKING = frozenset({
     "type-changed",
 })
 _TIMEOUT = 120
-#: DWARF's DW_LANG codes for C: C89, C, C99, C11, C17 (DWARF 5, section 7.12).
+#: DWARF's DW_LANG codes for C: C89, C, C99, C11 (DWARF 5, section 7.12), and C17 (0x2C,
+#: from the DWARF language registry that followed DWARF 5).
 _C_LANGUAGES = frozenset({0x1, 0x2, 0xC, 0x1D, 0x2C})
+_QUOTED = re.compile(r"'[^'\n]*'")
 #: The member a change goes through: ``type of 'int (* scale)(int)' changed`` (libabigail
 #: 2.6's spelling of a function pointer), else ``type of 'int (int)* scale' changed`` (2.2's)
 #: or ``type of 'int count' changed``.
@@ -63,7 +65,9 @@ _CHANGES: tuple[tuple[str, re.Pattern[str]], ...] = (
 @dataclass(frozen=True)
 class Change:
     """One difference abidiff found: its ``kind``, ``where`` (function, then type or
-    parameter) and abidiff's own words in ``detail``."""
+    parameter) and abidiff's own words in ``detail`` (an empty parameter list of a C function
+    spelled ``(void)`` whichever release wrote them; :attr:`AbiReport.text` is the report
+    as abidiff printed it)."""
 
     kind: str
     where: str
@@ -138,7 +142,9 @@ def abi_diff(old: str | os.PathLike[str], new: str | os.PathLike[str]) -> AbiRep
 
 
 def written_in_c(path: str | os.PathLike[str]) -> bool:
-    """Whether every compilation unit in ``path``'s DWARF is C (False without DWARF)."""
+    """Whether every compilation unit in ``path``'s DWARF is C. False without DWARF, or when
+    one unit is not C (assembly built with -g, C++) or does not say: then a report keeps the
+    spelling of the release that wrote it (``f()`` from 2.2 and 2.4, ``f(void)`` from 2.6)."""
     from elftools.elf.elffile import ELFFile
 
     with open(path, "rb") as f:
@@ -155,10 +161,12 @@ def written_in_c(path: str | os.PathLike[str]) -> bool:
 def parse_report(text: str, *, c: bool = False) -> list[Change]:
     """The changes in an abidiff report, with where each one is.
 
-    ``c``: the files are C, so an empty parameter list reads ``(void)`` whichever libabigail
-    wrote the report (2.2 writes ``f()``, 2.6 ``f(void)``)."""
+    ``c``: the files are C, so an empty parameter list in a quoted name or type reads
+    ``(void)`` whichever libabigail wrote the report (2.2 and 2.4 write ``f()``, 2.6
+    ``f(void)``). Only the quoted spans are touched: libabigail quotes every name and type, and
+    never a source location, whose file name could hold ``()``."""
     if c:
-        text = text.replace("()", "(void)")
+        text = _QUOTED.sub(lambda m: m[0].replace("()", "(void)"), text)
     changes: list[Change] = []
     section = ""
     function = ""
@@ -210,7 +218,7 @@ def _listed_kind(mark: str, section: str) -> str:
 
 def _where(function: str, context: list[str]) -> str:
     """The function, the member it goes through, and the innermost named type or
-    parameter the change sits in (``lab_plugin_entry(): member scale: parameter 2``)."""
+    parameter the change sits in (``lab_plugin_entry(void): member scale: return type``)."""
     inner = member = ""
     for line in reversed(context):
         named = re.search(r"'(?:const )?((?:struct|enum|union) \w+|typedef \w+)'", line)
