@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.portable.dockerfile import parse
-from tests.portable.run import CONDA_BASE, CONDA_ENV, POST_BUILD
+from tests.portable.run import CONDA_BASE, CONDA_ENV, POST_BUILD, _leftovers
 
 LAB = Path(__file__).resolve().parent.parent
 
@@ -113,3 +113,18 @@ def test_post_build_passes_with_only_path_and_home() -> None:
         done = subprocess.run(["binder/postBuild"], cwd=LAB, env=env, capture_output=True,
                               text=True, timeout=900)
         assert done.returncode == 0, (attempt, done.stdout[-3000:], done.stderr[-3000:])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root, as the portable run does")
+def test_the_portable_run_sees_a_mount_it_would_leave_behind(tmp_path: Path) -> None:
+    """A mount left under the run's folder is reported, and the folder is then kept: deleting
+    a tree with /dev bound inside would delete the machine's /dev."""
+    dev = tmp_path / "root" / "dev"
+    dev.mkdir(parents=True)
+    assert _leftovers(tmp_path) == []
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(dev)], check=True)
+    try:
+        assert _leftovers(tmp_path) == [f"mount {dev}"]
+    finally:
+        subprocess.run(["umount", str(dev)], check=True)
+    assert _leftovers(tmp_path) == []
