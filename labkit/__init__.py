@@ -23,6 +23,7 @@ from .abi import (
     compare_layouts,
     struct_layout,
 )
+from .asan import AsanReport, asan_report
 from .bench import Measure
 from .bench import chart as bench_chart
 from .bench import run as run_bench
@@ -73,7 +74,7 @@ from .rpc.samples import (
     response_headers,
     run_go_rpc_host,
 )
-from .samples import PLUGINS_C, SAMPLES, Sample, build_samples
+from .samples import PLUGINS_C, SAMPLES, Sample, build_asan_samples, build_samples
 from .wasm import WASM_PLUGIN, WasmPlugin, build_wasm_sample, load_wasm
 from .wasm import shout as wasm_shout
 from .widgets import PluginPanel
@@ -144,6 +145,9 @@ __all__ = [
     "build_go_samples",
     "build_rpc_samples",
     "build_samples",
+    "build_asan_samples",
+    "asan_report",
+    "AsanReport",
     "build_shared",
     "build_wasm_sample",
     "c_string",

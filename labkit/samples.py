@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .build import Artifact, build_shared
+from .build import Artifact, build_executable, build_shared
 from .errors import InputError
 from .paths import LAB_ROOT, show
 
@@ -102,3 +102,24 @@ def build_samples(
         artifact = build_shared(source, out_dir=out, **options.get(sample_id, {}))
         samples[sample_id] = Sample(sample_id, summary_line(source), source, artifact)
     return samples
+
+
+#: The flags of an AddressSanitizer build: every access checked, frames kept for the report.
+ASAN_FLAGS = ("-fsanitize=address", "-fno-omit-frame-pointer")
+
+
+def build_asan_samples(out_dir: str | os.PathLike[str] = "build/asan") -> dict[str, Artifact]:
+    """``hosts/options_host.c`` and the samples ``upper`` and ``upper_v2``, each built with
+    AddressSanitizer into ``out_dir`` (``host``, ``upper``, ``upper_v2``).
+
+    Run a plugin with ``run_program([host, plugin], env={"ASAN_OPTIONS": "detect_leaks=0"})``
+    and read the report with :func:`labkit.asan_report`. (LeakSanitizer is off because it
+    needs ptrace, which containers often forbid, and because leaks are not the lesson.)"""
+    out = Path(out_dir)
+    flags = [*ASAN_FLAGS, f"-I{PLUGINS_C}"]
+    built = {"host": build_executable(PLUGINS_C / "hosts" / "options_host.c", out_dir=out,
+                                      cflags=flags, ldflags=["-fsanitize=address"])}
+    for sample_id in ("upper", "upper_v2"):
+        built[sample_id] = build_shared(PLUGINS_C / f"{sample_id}.c", out_dir=out,
+                                        cflags=flags, ldflags=["-fsanitize=address"])
+    return built
