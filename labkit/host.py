@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -289,6 +291,31 @@ class PluginHost:
                 path=path,
             )
         return path
+
+    def install(self, pid: str, source: str | os.PathLike[str]) -> Path:
+        """Put the file ``source`` in place as plugin ``pid`` (``lib<pid>.so`` in the folder),
+        for a :meth:`Plugin.reload` to pick up; returns the plugin's path.
+
+        The new file is copied beside the old one and renamed over it, so the old file is
+        never written to. Writing into a file that a process has mapped (``shutil.copy`` onto
+        a loaded plugin, say) changes the code under that process's feet, and its next call
+        into the plugin may crash it (SIGBUS, SIGSEGV) or run garbage; a rename leaves the old
+        inode, and so every mapping of it, intact.
+        """
+        src = Path(source)
+        if not src.is_file():
+            raise InputError(f"no file {show(src)!r} to install as plugin {pid!r}. Fix: build "
+                             "it first, or check the path", path=src)
+        target = self.directory / f"lib{pid}.so"
+        fd, tmp = tempfile.mkstemp(prefix=f".lib{pid}-", suffix=".so", dir=self.directory)
+        os.close(fd)
+        try:
+            shutil.copy2(src, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
 
     def load(
         self, pid: str, *, letter_case: str = "keep", repeat: int = 1, width: int = 0

@@ -145,6 +145,26 @@ def test_a_refused_swap_keeps_the_old_copy(swap_dir: Path, samples: dict[str, la
     assert plugin.transform("still") == "v1:still" and plugin.reloads == 0
 
 
+def test_install_renames_over_a_loaded_plugin_and_never_writes_into_it(
+    swap_dir: Path, tmp_path: Path
+) -> None:
+    path = build_plugin(swap_dir, SWAP, "swap", version="v1")
+    host = labkit.PluginHost(swap_dir)
+    plugin = host.load("swap")  # maps swap_dir/libswap.so itself
+    assert labkit.is_mapped(path)
+    mapped_inode = path.stat().st_ino
+    v2 = build_plugin(tmp_path / "v2", SWAP, "swap", version="v2")
+    assert host.install("swap", v2) == path
+    assert path.stat().st_ino != mapped_inode  # a new file took the name
+    assert plugin.transform("a") == "v1:a"  # the mapped pages are the old file's, intact
+    plugin.reload()
+    assert plugin.transform("a") == "v2:a"
+    assert [p.name for p in swap_dir.iterdir() if p.name.startswith(".")] == []  # no leftovers
+    with pytest.raises(labkit.InputError, match=r"no file '.*nothere.so' to install as plugin 'swap'"):
+        host.install("swap", tmp_path / "nothere.so")
+    plugin.close()
+
+
 def test_calls_keep_working_while_swapping(swap_dir: Path) -> None:
     for version in ("v1", "v2"):  # both builds in the cache, so each swap is a file copy
         build_plugin(swap_dir / version, SWAP, "swap", version=version)
