@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +23,19 @@ from .build import Artifact, build_shared
 from .errors import InputError, WasmTrap
 from .paths import LAB_ROOT, show
 
-#: The sample wasm plugin: add, shout (bytes in linear memory), and two bugs, peek and spin.
+#: The sample wasm plugin: add, shout (bytes in linear memory), and bugs: peek, poke, spin.
 WASM_PLUGIN = LAB_ROOT / "plugins" / "wasm" / "transform.c"
+#: The time limit of a call when neither fuel nor a timeout is given: a call that never
+#: returns would otherwise hang the notebook's kernel for good.
+DEFAULT_TIMEOUT = 10.0
 
 
 class WasmPlugin:
     """One instance of a wasm module in its own wasmtime store.
 
     Parameters of :func:`load_wasm`: ``fuel`` caps the instructions of every call (None: no
-    cap); ``timeout`` (seconds) interrupts a call that runs longer, through wasmtime's epochs.
+    cap); ``timeout`` (seconds) interrupts a call that runs longer, through wasmtime's epochs:
+    a watchdog thread of the plugin's moves the engine's epoch when a call's deadline passes.
     """
 
     def __init__(self, path: Path, fuel: int | None, timeout: float | None) -> None:
@@ -51,7 +57,10 @@ class WasmPlugin:
             wanted = ", ".join(f"{i.module}.{i.name}" for i in self.module.imports)
             raise InputError(f"{show(path)!r} imports {wanted}; labkit gives a plugin no "
                              "imports. Fix: build it freestanding (no libc calls)", path=path)
+        self._watchdog = _Watchdog(self.engine, timeout) if timeout is not None else None
         self._refuel()
+        if self._watchdog is not None:
+            self.store.set_epoch_deadline(1)
         self.instance = wasmtime.Instance(self.store, self.module, [])
         self.exports = self.instance.exports(self.store)
         self._functions: dict[str, wasmtime.Func] = {}
@@ -84,14 +93,16 @@ class WasmPlugin:
             raise InputError(f"{show(self.path)!r} exports no function {name!r}; it exports "
                              f"{', '.join(self.functions)}. Fix: mark it EXPORT({name}) in C")
         self._refuel()
-        timer = self._arm()
+        if self._watchdog is not None:
+            self.store.set_epoch_deadline(1)
+            self._watchdog.arm()
         try:
             return function(self.store, *args)
         except wasmtime.Trap as trap:
             raise _trap(self.path, name, trap) from None
         finally:
-            if timer is not None:
-                timer.cancel()
+            if self._watchdog is not None:
+                self._watchdog.disarm()
 
     def write(self, offset: int, data: bytes) -> None:
         """Copy ``data`` into the plugin's memory at ``offset`` (the host's half of a call
@@ -106,14 +117,6 @@ class WasmPlugin:
         if self.fuel is not None:
             self.store.set_fuel(self.fuel)
 
-    def _arm(self) -> threading.Timer | None:
-        if self.timeout is None:
-            return None
-        self.store.set_epoch_deadline(1)
-        timer = threading.Timer(self.timeout, self.engine.increment_epoch)
-        timer.daemon = True
-        timer.start()
-        return timer
 
     def __repr__(self) -> str:
         limits = [f"fuel={self.fuel}"] if self.fuel is not None else []
@@ -144,18 +147,73 @@ def shout(plugin: WasmPlugin, text: str) -> str:
     return plugin.read(where, length).decode()
 
 
+_UNSET: Any = object()
+
+
 def load_wasm(
-    path: str | os.PathLike[str], *, fuel: int | None = None, timeout: float | None = None,
+    path: str | os.PathLike[str], *, fuel: int | None = None, timeout: float | None = _UNSET,
 ) -> WasmPlugin:
-    """Compile and instantiate a ``.wasm`` module with wasmtime (no imports given)."""
+    """Compile and instantiate a ``.wasm`` module with wasmtime (no imports given).
+
+    Every call has a limit: ``fuel`` instructions, or ``timeout`` seconds, or both. Without
+    either, the timeout is :data:`DEFAULT_TIMEOUT`; ``timeout=None`` is accepted only with
+    fuel, since a call with no limit at all that never returns hangs the caller for good."""
     source = Path(path)
     if not source.is_file():
         raise InputError(f"no WebAssembly module at {show(source)!r}", path=source)
     if fuel is not None and fuel <= 0:
         raise InputError(f"fuel must be positive, not {fuel!r}")
+    if timeout is _UNSET:
+        timeout = DEFAULT_TIMEOUT if fuel is None else None
+    if timeout is None and fuel is None:
+        raise InputError("a wasm plugin needs a limit: with neither fuel nor a timeout, a call "
+                         "that never returns would hang this process for good. Fix: pass "
+                         "fuel=N, or a timeout in seconds")
     if timeout is not None and timeout <= 0:
         raise InputError(f"timeout must be positive, not {timeout!r}")
     return WasmPlugin(source, fuel, timeout)
+
+
+class _Watchdog:
+    """One daemon thread per plugin that moves the engine's epoch when a call outlives its
+    deadline (cheaper than a timer thread per call)."""
+
+    def __init__(self, engine: wasmtime.Engine, seconds: float) -> None:
+        self._engine = engine
+        self._seconds = seconds
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        threading.Thread(target=_watch, args=(weakref.ref(self),), name="labkit-wasm-watchdog",
+                         daemon=True).start()
+
+    def arm(self) -> None:
+        with self._cond:
+            self._deadline = time.monotonic() + self._seconds
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._deadline = None
+
+    def _check(self) -> None:
+        """Wait for the deadline, at most a second at a time; move the epoch once it passed."""
+        with self._cond:
+            if self._deadline is None:
+                self._cond.wait(1.0)
+                return
+            remaining = self._deadline - time.monotonic()
+            if remaining > 0:
+                self._cond.wait(min(remaining, 1.0))
+                return
+            self._deadline = None
+            self._engine.increment_epoch()
+
+
+def _watch(ref: weakref.ref[_Watchdog]) -> None:
+    """The watchdog's thread: it ends within a second of its plugin being dropped."""
+    while (watchdog := ref()) is not None:
+        watchdog._check()
+        del watchdog
 
 
 def _trap(path: Path, function: str, trap: wasmtime.Trap) -> WasmTrap:

@@ -22,7 +22,7 @@ def test_the_sample_builds_for_wasm32_and_exports_its_functions(
 ) -> None:
     assert built["wasm"].path.read_bytes()[:4] == b"\0asm"
     plugin = labkit.load_wasm(built["wasm"])
-    assert plugin.functions == ["add", "buffer", "capacity", "shout", "peek", "spin"]
+    assert plugin.functions == ["add", "buffer", "capacity", "shout", "peek", "poke", "spin"]
     assert plugin.call("add", 40, 2) == 42
     assert labkit.wasm_shout(plugin, "hello, wasm") == "HELLO, WASM!"
 
@@ -89,3 +89,42 @@ def test_a_module_with_imports_is_refused(tmp_path: Path) -> None:
         "needs", target="wasm32-freestanding", out_dir=tmp_path)
     with pytest.raises(InputError, match=r"imports env\.host_log; labkit gives a plugin no imports"):
         labkit.load_wasm(needs)
+
+
+def test_a_write_through_null_succeeds_in_wasm_and_crashes_natively(
+    built: dict[str, labkit.Artifact],
+) -> None:
+    """Only an access outside linear memory traps: address 0 is the plugin's own memory, so
+    the sandbox protects the host, not the plugin from itself."""
+    plugin = labkit.load_wasm(built["wasm"])
+    assert plugin.call("poke", 0, 42) == 42 and plugin.call("peek", 0) == 42
+    native = built["native"]
+    outcome = labkit.run_isolated(
+        lambda: labkit.load(native).function("poke", "int(long, int)")(0, 42))
+    assert outcome.signal == "SIGSEGV"
+
+
+def test_every_call_has_a_limit(built: dict[str, labkit.Artifact]) -> None:
+    plugin = labkit.load_wasm(built["wasm"])
+    assert (plugin.fuel, plugin.timeout) == (None, labkit.wasm.DEFAULT_TIMEOUT)
+    assert labkit.load_wasm(built["wasm"], fuel=1000).timeout is None  # fuel is a limit
+    with pytest.raises(InputError, match=r"a wasm plugin needs a limit: with neither fuel nor a timeout"):
+        labkit.load_wasm(built["wasm"], timeout=None)
+
+
+def test_the_watchdog_thread_ends_with_its_plugin(built: dict[str, labkit.Artifact]) -> None:
+    import gc
+    import threading
+
+    def watchdogs() -> int:
+        return sum(t.name == "labkit-wasm-watchdog" for t in threading.enumerate())
+
+    before = watchdogs()
+    plugin = labkit.load_wasm(built["wasm"], timeout=5)
+    assert watchdogs() == before + 1 and plugin.call("add", 1, 2) == 3
+    del plugin
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while watchdogs() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert watchdogs() == before

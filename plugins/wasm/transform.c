@@ -2,7 +2,9 @@
  *
  * Freestanding: no libc, no imports; the host can give it nothing but calls and bytes in its
  * own linear memory. The same file also builds natively, which shows what wasm changes: peek
- * at a wild address traps in wasm and crashes with SIGSEGV natively.
+ * at an address outside the plugin's memory traps in wasm and crashes with SIGSEGV natively;
+ * poke at address 0 crashes natively, but in wasm it writes the plugin's own memory, which
+ * starts at address 0, and nothing notices.
  */
 #if defined(__wasm__)
 #define EXPORT(name) __attribute__((export_name(#name)))
@@ -30,6 +32,9 @@ EXPORT(shout) int shout(int len) {
 
 /* A bug on purpose: reads whatever address it is given. */
 EXPORT(peek) int peek(long address) { return *(volatile int *)address; }
+
+/* A bug on purpose: writes value at whatever address it is given. */
+EXPORT(poke) int poke(long address, int value) { return *(volatile int *)address = value; }
 
 /* A bug on purpose: never returns. */
 EXPORT(spin) int spin(void) {
