@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +127,10 @@ def run(
     :attr:`Outcome.value` (it must pickle). ``timeout`` seconds after the start the child
     and every process it started are killed with SIGKILL.
 
-    Danger: nothing of the child's memory comes back but what it prints and returns.
+    Danger: nothing of the child's memory comes back but what it prints and returns. A
+    callable runs in a fork of this process, which has only the forking thread: a target that
+    needs a lock or a service another thread of this process holds (a Go runtime loaded here,
+    a gRPC channel) may hang until the timeout. Give it a snippet instead; that starts fresh.
     """
     if timeout <= 0:
         raise InputError(f"timeout must be positive, not {timeout!r}")
@@ -205,7 +209,14 @@ def _run_forked(
     sys.stderr.flush()
     _c_stdio().flush()
     start = time.monotonic()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns that forking a process with threads may deadlock the child. A
+        # notebook's kernel always has threads (ipykernel's, a wasm plugin's watchdog); the
+        # child runs only the target and then os._exit()s, so it never needs a lock another
+        # thread held, unless the target itself calls into code those threads were using.
+        warnings.filterwarnings("ignore", r"This process .* is multi-threaded",
+                                DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: never returns
         _child(target, args, kwargs, pipes, cwd)
     for _, w in pipes:

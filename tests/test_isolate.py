@@ -173,3 +173,18 @@ def test_what_c_code_printed_comes_back_in_any_environment(workdir: Path, unbuff
     assert seen["callable"] == "from C puts\nfrom C printf, no newline"
     assert seen["callable-crash"] == "from C puts\nfrom C printf, no newline\n"
     assert seen["snippet-crash"] == "from C puts\nfrom print\n"
+
+
+def test_a_callable_runs_in_a_child_of_a_threaded_process() -> None:
+    """A kernel always has threads; Python 3.12+ warns on fork() then (an error under this
+    suite's filterwarnings): run() forks knowingly and says nothing."""
+    import threading
+
+    stop = threading.Event()
+    waiter = threading.Thread(target=stop.wait, daemon=True)
+    waiter.start()
+    try:
+        assert run(lambda: 6 * 7).value == 42
+    finally:
+        stop.set()
+        waiter.join()
