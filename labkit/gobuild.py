@@ -53,6 +53,7 @@ def build_go(
     tags: Iterable[str] = (),
     toolchain: str | None = None,
     target: str | None = None,
+    as_files: bool = False,
     out_dir: str | os.PathLike[str] = "build/go",
 ) -> Artifact:
     """Build one package of a Go module with ``go build -buildmode=MODE``.
@@ -71,6 +72,10 @@ def build_go(
             command fetches it from the Go module proxy the first time (``GOTOOLCHAIN``).
         target: ``None`` for this machine, or ``"x86_64-linux-musl"``: cgo through
             ``zig cc``, a dynamically linked program for Alpine's musl.
+        as_files: name the package's source files (those without a ``//go:build`` line)
+            instead of the package, as ``go run`` does. A plugin built so has the plugin path
+            ``plugin/unnamed-HASH``, a hash of its sources and build ID, instead of its import
+            path: a rebuild of changed sources is then a new plugin to the Go runtime.
         out_dir: where the named output goes.
 
     A step longer than a second shows a progress line in a notebook. Raises
@@ -93,6 +98,10 @@ def build_go(
         args.append("-ldflags=-extldflags=-dynamic")  # a musl program that needs ld-musl
     env = _environment(cgo, toolchain, target, c_tool)
     rel = "." if folder == root else "./" + folder.relative_to(root).as_posix()
+    if as_files:
+        rel = " ".join(f"{rel}/{f.name}" for f in sorted(folder.glob("*.go"))
+                       if not f.name.endswith("_test.go")
+                       and "//go:build" not in f.read_text(encoding="utf-8"))
     key = _cache_key(root, rel, filename, args, env, go, c_tool, toolchain)
     cached = cache_dir() / "go" / key[:2] / key
     from_cache = (cached / filename).exists()
@@ -200,7 +209,7 @@ def _run_go(
     with tempfile.TemporaryDirectory(dir=workroot) as work:
         staged = Path(work) / "out"
         staged.mkdir()
-        argv = [*command, "-o", str(staged / filename), package]
+        argv = [*command, "-o", str(staged / filename), *package.split()]
         with Progress(f"go build -buildmode={mode} {package}") as progress, subprocess.Popen(
             argv, cwd=root, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,

@@ -10,7 +10,8 @@ in the two binaries before anything runs (Go's ``runtime/plugin.go`` and
   supported";
 - the host does not import ``plugin`` at all, or the file is not a ``-buildmode=plugin``
   plugin: the runtime finds no plugin module data and throws a fatal error;
-- the two were built by different Go releases;
+- the two were built by different Go releases: the host refuses the plugin, or dies when its
+  runtime cannot read the plugin's module data (see :func:`_release_skew`);
 - a package linked into both was compiled differently (its source, a build tag,
   ``-trimpath``...): "plugin was built with a different version of package X", for the first
   such package in the plugin's link order.
@@ -62,9 +63,8 @@ def go_problems(plugin: GoInfo, host: GoInfo | None, host_elf: ElfInfo | None) -
         return [Problem(
             "go-toolchain",
             f"the plugin was built by {plugin.go_version}, the host by {host.go_version}: "
-            "Go opens plugins from the exact same toolchain only. Across releases the host "
-            "dies with \"fatal error: runtime: no plugin module data\"; within one it "
-            "refuses with \"plugin was built with a different version of package ...\"",
+            "Go opens plugins from the exact same toolchain only, and what another release "
+            f"does depends on the pair. {_release_skew(plugin.go_version, host.go_version)}",
             f"rebuild the plugin with the host's toolchain, {host.go_version}, and the "
             "host's build flags",
         )]
@@ -149,3 +149,27 @@ def _setting(key: str, value: str | None) -> str:
     if value == "true" and key.startswith("-"):
         return f"with {key}"
     return f"{key}={value}"
+
+
+def _release_skew(plugin: str, host: str) -> str:
+    """What a plugin from Go release ``plugin`` most likely does in a host from ``host``.
+
+    The plugin's ``.init_array`` hands its module data to the host's runtime, which reads it
+    with the layout of its own release (``moduledata`` in runtime/symtab.go). Two releases of
+    one Go version (go1.27.0, go1.27.3) lay it out alike, so the fingerprints are compared and
+    differ; two Go versions usually do not (go1.27 added and removed fields), and the host's
+    runtime, finding no module it can read, throws."""
+    if _minor(plugin) == _minor(host):
+        return ("Two releases of one Go version lay out the runtime's module data alike, so "
+                "plugin.Open most likely refuses it with \"plugin was built with a different "
+                "version of package ...\"")
+    return ("The host's runtime reads the plugin's module data with its own release's layout, "
+            "which changes between Go versions (it did from go1.26 to go1.27), so the host most "
+            "likely dies with \"fatal error: runtime: no plugin module data\"; with an unchanged "
+            "layout it would refuse with \"plugin was built with a different version of package "
+            "...\"")
+
+
+def _minor(version: str) -> str:
+    """``go1.27.3`` -> ``go1.27``."""
+    return ".".join(version.split(".")[:2])

@@ -52,6 +52,12 @@ GO_SAMPLES = {
                            "the plugin against release 1.1 of package api"),
     "greeter_trim": GoSample("greeter", {"mode": "plugin", "trimpath": True},
                              "the plugin built with -trimpath"),
+    "greeter_noisy": GoSample("greeter", {"mode": "plugin", "tags": ["noisy"]},
+                              "the plugin with an init that prints (-tags noisy)"),
+    "greeter_noisy_v2": GoSample("greeter", {"mode": "plugin", "tags": ["noisy", "api_v2"]},
+                                 "the printing plugin against release 1.1 of package api"),
+    "greeter_files": GoSample("greeter", {"mode": "plugin", "as_files": True},
+                              "the plugin built from its files: plugin path plugin/unnamed-HASH"),
     "greeter_go126": GoSample("greeter", {"mode": "plugin", "toolchain": GO_OTHER_TOOLCHAIN},
                               f"the plugin built by {GO_OTHER_TOOLCHAIN}"),
     "host_nocgo": GoSample("host", {"cgo": False}, "the host built with CGO_ENABLED=0"),
@@ -91,14 +97,16 @@ def run_go_host(
 
 
 def dlopen_trace(host: str | os.PathLike[str], plugin: str | os.PathLike[str]) -> list[str]:
-    """Run the host with ``LD_DEBUG=files`` and keep glibc's loader lines about ``plugin``
-    (process ids removed): the proof that ``plugin.Open`` is ``dlopen`` underneath."""
-    outcome = run_go_host(host, plugin, env={"LD_DEBUG": "files"})
+    """Run the host with ``LD_DEBUG=files,scopes`` and keep glibc's loader lines about
+    ``plugin`` (process ids removed): the proof that ``plugin.Open`` is ``dlopen`` underneath,
+    and that it adds the plugin to the global scope (``RTLD_GLOBAL``). The lists of each
+    object's own scopes are left out."""
+    outcome = run_go_host(host, plugin, env={"LD_DEBUG": "files,scopes"})
     name = Path(plugin).name
     lines = []
     for line in outcome.stderr.splitlines():
         text = re.sub(r"^\s*\d+:\s*", "", line).strip()
-        if name in text:
+        if name in text and not text.startswith(("object=", "scope ")):
             lines.append(re.sub(r"\s+", " ", tidy(text)))
     return lines
 

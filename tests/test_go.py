@@ -78,6 +78,36 @@ def test_other_toolchain_kills_the_host_with_a_fatal_error(go_samples: dict[str,
     assert "fatal error: runtime: no plugin module data" in labkit.host_report(outcome)
     info = labkit.go_info(go_samples["greeter_go126"])
     assert info.go_version == labkit.constants.GO_OTHER_TOOLCHAIN
+    problem = labkit.explain(go_samples["greeter_go126"], host=go_samples["host"]).problems[0]
+    assert problem.kind == "go-toolchain"
+    assert "most likely dies with \"fatal error: runtime: no plugin module data\"" in problem.message
+
+
+def test_release_skew_depends_on_the_pair() -> None:
+    from labkit.gocheck import _release_skew
+
+    assert "refuses it with \"plugin was built with a different version" in _release_skew("go1.27.0", "go1.27.3")
+    assert "dies with \"fatal error: runtime: no plugin module data\"" in _release_skew("go1.26.0", "go1.27.3")
+
+
+def test_a_plugin_init_runs_only_after_plugin_opens_checks(go_samples: dict[str, Path]) -> None:
+    go = labkit.build_go_samples(go_samples["host"].parent, ["greeter_noisy", "greeter_noisy_v2"])
+    accepted = labkit.run_go_host(go_samples["host"], go["greeter_noisy"])
+    assert accepted.ok and accepted.stdout.startswith("[greeter] init: plugin.Open's checks passed\nopen ")
+    refused = labkit.run_go_host(go_samples["host"], go["greeter_noisy_v2"])
+    assert refused.returncode == 1 and "[greeter] init" not in refused.stdout + refused.stderr
+    assert "different version of package pluginlab/api" in refused.stdout
+
+
+def test_a_plugin_built_from_its_files_loads_beside_the_package_build(
+    go_samples: dict[str, Path],
+) -> None:
+    """Another plugin path is another plugin to the runtime: both copies load, and stay."""
+    files = labkit.build_go_samples(go_samples["host"].parent, ["greeter_files"])["greeter_files"]
+    assert files.command_line.endswith("-o greeter_files.so ./greeter/main.go")
+    assert re.fullmatch(r"plugin/unnamed-[0-9a-f]{40}", labkit.go_info(files.path).plugin_path)
+    outcome = labkit.run_go_host(go_samples["host"], go_samples["greeter"], files.path)
+    assert outcome.ok and outcome.stdout.count('Greeting = "hello", set to "bonjour"') == 2
 
 
 def test_host_without_cgo_says_not_implemented(go_samples: dict[str, Path]) -> None:
@@ -281,6 +311,7 @@ def test_plugin_open_is_dlopen_underneath(go_samples: dict[str, Path]) -> None:
     assert any(line.endswith(f"dynamically loaded by {labkit.show(go_samples['host'])} [0]")
                and line.startswith("file=") for line in lines), lines
     assert any(line.startswith("calling init:") for line in lines)
+    assert f"add {labkit.show(go_samples['greeter'].resolve())} [0] to global scope" in lines  # RTLD_GLOBAL
 
 
 def test_go_said_is_the_runtimes_verdict(go_samples: dict[str, Path]) -> None:
