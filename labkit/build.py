@@ -53,13 +53,14 @@ class Artifact:
 
     @property
     def command_line(self) -> str:
-        """The compiler command as a learner would type it (``cc -O2 ... -o libx.so x.c``)."""
+        """The compiler command as a learner would type it (``cc -O2 ... -o libx.so x.c``),
+        with paths inside the lab relative to it (``-Iplugins/c``)."""
         words = list(self.command)
         if len(words) > 2 and words[1:3] == ["-m", "ziglang"]:
             words = ["zig", *words[3:]]
         else:
             words[0] = Path(words[0]).name
-        return " ".join(words)
+        return tidy(" ".join(words))
 
     def __str__(self) -> str:
         return show(self.path)
