@@ -66,16 +66,18 @@ def run_go_rpc_host(
     *,
     headers: Mapping[str, str] | None = None,
     bench: int = 0,
+    repeats: int = 1,
     timeout: float = 60.0,
 ) -> Outcome:
     """Run the Go host on a plugin's command line; it prints the response headers sorted,
-    one per line (and with ``bench`` a timing line). The host's own stderr carries the
-    plugin's stdout and logs."""
+    one per line (and with ``bench`` a timing line per batch of ``bench`` calls, ``repeats``
+    batches, then ``bench: start NS ns``, how long starting the plugin took). The host's own
+    stderr carries the plugin's stdout and logs."""
     argv: list[str | os.PathLike[str]] = [host]
     for key, value in (headers or {}).items():
         argv += ["-header", f"{key}={value}"]
     if bench:
-        argv += ["-bench", str(bench)]
+        argv += ["-bench", str(bench), "-repeats", str(repeats)]
     return run_program([*argv, *plugin_command], timeout=timeout)
 
 
