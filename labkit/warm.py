@@ -4,8 +4,9 @@ Binder's postBuild runs it so that, in the image, zig has its C libraries built 
 cross target, the Go build cache holds every variant notebooks 05 and 07 build (musl's
 runtime included), the older Go toolchain of notebook 05, hashicorp/go-plugin with its
 modules (notebook 06) and the protoc plugins for Go that ``make protos`` and its test build
-are in the Go module cache, and the protobuf messages of ``plugins/proto`` are generated:
-nothing is fetched while notebooks or tests run.
+are in the Go module cache, the protobuf messages of ``plugins/proto`` are generated, and
+the bench's hosts in C and Go (notebook 08) are built: nothing is fetched while notebooks or
+tests run.
 
 ``warm --for-image`` (what postBuild runs) then removes the older Go toolchain from the module
 cache (about 300 MB): its one build, notebook 05's plugin, is in labkit's cache by then, and
@@ -25,6 +26,7 @@ from .build import build_shared
 from .constants import GO_OTHER_TOOLCHAIN, ZIG_TARGETS
 from .gobuild import build_go
 from .gosamples import GO_SAMPLES, build_go_samples
+from .nativebench import build_native_hosts
 from .rpc.samples import build_rpc_samples
 from .rpc.stubs import fetch_go_modules, generate
 from .samples import build_samples
@@ -39,7 +41,7 @@ def warm(log: bool = True, for_image: bool = False) -> None:
     """Build the C probe natively and for every zig target, the sample C plugins, every Go
     sample variant, the compile-time registry hosts, the RPC messages, the go-plugin host
     and plugin, the modules of protoc's Go plugins (fetched, not built: only a test builds
-    them) and the WebAssembly sample."""
+    them), the WebAssembly sample and the bench's hosts in C and Go."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -70,6 +72,9 @@ def warm(log: bool = True, for_image: bool = False) -> None:
         start = time.monotonic()
         build_wasm_sample(Path(tmp) / "wasm")
         say(f"the WebAssembly sample, wasm32 and native: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        build_native_hosts(Path(tmp) / "bench")
+        say(f"the bench's hosts in C and Go (notebook 08): {time.monotonic() - start:.1f} s")
     if for_image:
         freed = drop_toolchain(GO_OTHER_TOOLCHAIN)
         say(f"the Go toolchain {GO_OTHER_TOOLCHAIN}, whose build is cached now: "

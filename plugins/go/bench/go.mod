@@ -1,0 +1,3 @@
+module pluginlab/bench
+
+go 1.22
