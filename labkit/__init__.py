@@ -24,7 +24,6 @@ from .abi import (
     struct_layout,
 )
 from .asan import AsanReport, asan_report
-from .bench import Measure
 from .bench import chart as bench_chart
 from .bench import run as run_bench
 from .bench import table as bench_table
@@ -53,6 +52,7 @@ from .errors import (
 from .exercises import EXERCISES, Feedback, check
 from .exercises import evaluate as evaluate_exercise
 from .explain import Verdict, explain
+from .figures import CPU_BUDGET, Figure, Measure
 from .gobuild import PLUGINS_GO, build_go
 from .gocheck import go_problems
 from .goinfo import GoInfo, Module, go_info, is_go
@@ -80,6 +80,7 @@ from .wasm import shout as wasm_shout
 from .widgets import PluginPanel
 
 __all__ = [
+    "CPU_BUDGET",
     "ENTRY_SYMBOL",
     "GO_SAMPLES",
     "LAB_ROOT",
@@ -101,6 +102,7 @@ __all__ = [
     "ElfInfo",
     "FAULTS",
     "Feedback",
+    "Figure",
     "Function",
     "GoInfo",
     "HandshakeError",

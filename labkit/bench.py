@@ -1,12 +1,22 @@
 """``python -m labkit bench [--json] [--quick]``: every plugin model of the lab, measured the
-same way in one run.
+same way in one run, in its own host language and from Python.
 
-Per call: a plain Python call; cffi (ABI mode) and ctypes into a C shared object; cffi into a
-Go ``-buildmode=c-shared`` library; a WebAssembly function through wasmtime; RPC from the
-Python host to a Python and to a Go plugin; and the raw Unix-socket ping-pong under any RPC.
-Start-up: dlopen of a C shared object, loading a Go c-shared library (the Go runtime starts,
-so each sample is a fresh process), compiling and instantiating a wasm module, and starting a
-plugin process through its handshake.
+Each figure says who calls whom, and whose clock timed it (:class:`~labkit.figures.Figure`).
+
+In the host's own language (:mod:`labkit.nativebench`, child processes): a C host calling a
+function it found with dlsym; a Go host calling a function it looked up in a Go plugin, and
+the same function compiled in; a C host calling a wasm function through wasmtime's C API
+(checked and raw), and a call that stays inside the wasm module; go-plugin's Go host calling
+its Go plugin. Start-up: dlopen from C, plugin.Open from Go, wasm compiled and instantiated
+from C, a go-plugin process started from Go.
+
+From Python, timed in Python: a plain Python call; cffi (ABI mode) and ctypes into a C
+shared object; cffi into a Go ``-buildmode=c-shared`` library; a wasm function through
+wasmtime-py; RPC from labkit's Python host to a Python and to a Go plugin; the raw
+Unix-socket ping-pong under any RPC. Start-up: labkit.load of a C shared object (its ELF
+check, dlopen, dlclose); a Go c-shared library loaded by a fresh Python and called once (the
+first call waits for the Go runtime to finish starting, which dlopen alone does not); wasm
+compiled and instantiated by wasmtime-py; plugin processes started through their handshake.
 
 Each figure is timeit-style: ``repeats`` batches of ``number`` operations, the median per
 operation, and the spread ``(max - min) / median`` of the batches; a spread over 0.5 marks
@@ -18,53 +28,43 @@ from __future__ import annotations
 import ctypes
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import wasmtime
 
+from .build import Artifact
+from .figures import CPU_BUDGET, NOISY, Figure, Kind, Measure, human, rate, summarise
 from .gosamples import build_go_samples
 from .load import load
+from .nativebench import Sizes, build_native_hosts, native_figures
 from .rpc.bench import pingpong_floor
 from .rpc.client import PluginClient
 from .rpc.samples import build_rpc_samples, python_plugin
 from .wasm import build_wasm_sample, load_wasm
 
-Kind = Literal["call", "start"]
-NOISY = 0.5
+#: A Python-side figure and the same callee called from the host's own language.
+BINDINGS = ((Figure.PY_CFFI, Figure.C_DLSYM), (Figure.PY_CTYPES, Figure.C_DLSYM),
+            (Figure.PY_WASM, Figure.C_WASM_RAW), (Figure.PY_RPC_GO, Figure.GO_RPC_GO))
 _REQUEST = {"host": "example.com"}
+# dlopen of a c-shared library returns while the Go runtime is still starting on a thread
+# of its own; the first call into Go waits for it. So the start-up is dlopen + first call.
 _GO_START = ("import ctypes, sys, time\n"
-             "t = time.perf_counter(); ctypes.CDLL(sys.argv[1])\n"
+             "t = time.perf_counter(); ctypes.CDLL(sys.argv[1]).Add(1, 2)\n"
              "print(time.perf_counter() - t)\n")
-
-
-@dataclass(frozen=True)
-class Measure:
-    """One mechanism's figure: ``seconds`` per operation (median of the batches)."""
-
-    name: str
-    kind: Kind
-    seconds: float
-    spread: float
-    repeats: int
-    number: int
-
-    @property
-    def noisy(self) -> bool:
-        return self.spread > NOISY
 
 
 def timed(name: str, kind: Kind, operation: Callable[[], Any], number: int,
           repeats: int) -> Measure:
-    """Run ``operation`` ``number`` times per batch, ``repeats`` batches, after one warm-up."""
+    """Run ``operation`` ``number`` times per batch, ``repeats`` batches, after a warm-up,
+    with Python's clock: a Python-side figure."""
     for _ in range(min(number, 50)):
         operation()
     per_op = []
@@ -73,78 +73,85 @@ def timed(name: str, kind: Kind, operation: Callable[[], Any], number: int,
         for _ in range(number):
             operation()
         per_op.append((time.perf_counter() - start) / number)
-    return _measure(name, kind, per_op, number)
-
-
-def _measure(name: str, kind: Kind, samples: list[float], number: int) -> Measure:
-    median = statistics.median(samples)
-    spread = (max(samples) - min(samples)) / median if median > 0 else 0.0
-    return Measure(name, kind, median, spread, len(samples), number)
+    return summarise(name, kind, per_op, number)
 
 
 def run(quick: bool = False) -> list[Measure]:
-    """Every measure, in one run. ``quick`` keeps it under about 20 seconds.
+    """Every figure, in one run, in the order of :class:`~labkit.figures.Figure`. ``quick``
+    keeps it under about 20 seconds once the builds are cached.
 
     The samples are copied from labkit's build cache into a temporary folder, removed at the
-    end: a copy kept in the cache would only double the disk the Go binaries take (40 MB)."""
+    end: a copy kept in the cache would only double the disk the Go binaries take. Every
+    host in C or Go runs as a child process."""
     with tempfile.TemporaryDirectory(prefix="plugin-lab-bench-") as tmp:
-        return _run(Path(tmp), quick)
+        results = _run(Path(tmp), quick)
+    order = list(Figure)
+    return sorted(results, key=lambda m: order.index(Figure(m.name)))
 
 
 def _run(work: Path, quick: bool) -> list[Measure]:
     n_fast, n_rpc, repeats, starts = (2000, 100, 5, 3) if quick else (20000, 1000, 7, 7)
-    wasm_side = build_wasm_sample(work / "wasm")
+    sizes = Sizes(calls=1_000_000 if quick else 10_000_000,
+                  wasm_calls=100_000 if quick else 1_000_000,
+                  rpc_calls=n_rpc, repeats=repeats, starts=starts)
+    c_lib = build_wasm_sample(work / "wasm")["native"].path
     go_lib = build_go_samples(work / "go", ["shout"])["shout"].path
     rpc = build_rpc_samples(work / "rpc")
-    c_lib = wasm_side["native"].path
-    results: list[Measure] = []
-
-    def add(a: int, b: int) -> int:
-        return a + b
-
-    results.append(timed("Python function call", "call", lambda: add(1, 2), n_fast, repeats))
-    c_add = load(c_lib).function("add", "int(int, int)")
-    results.append(timed("cffi (ABI mode) -> C .so", "call", lambda: c_add(1, 2), n_fast, repeats))
-    ct_add = ctypes.CDLL(str(c_lib)).add
-    ct_add.argtypes, ct_add.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    results.append(timed("ctypes -> C .so", "call", lambda: ct_add(1, 2), n_fast, repeats))
-    go_add = load(go_lib).function("Add", "long(long, long)")
-    results.append(timed("cffi -> Go c-shared", "call", lambda: go_add(1, 2), n_fast, repeats))
-    plugin = load_wasm(wasm_side["wasm"])
-    wasm_add = plugin.exports["add"]
-    assert isinstance(wasm_add, wasmtime.Func)
-    results.append(timed("wasmtime -> wasm32", "call",
-                         lambda: wasm_add(plugin.store, 1, 2), n_fast, repeats))
-    for name, command in [("RPC -> Python plugin", python_plugin()),
-                          ("RPC -> Go plugin", [str(rpc.plugin.path)])]:
-        with PluginClient(command) as client:
-            results.append(timed(name, "call", partial(client.transform, _REQUEST),
-                                 n_rpc, max(3, repeats // 2)))
-    floors = [pingpong_floor(n_rpc * 2).seconds for _ in range(max(3, repeats // 2))]
-    results.append(_measure("raw Unix-socket ping-pong (RPC floor)", "call", floors, n_rpc * 2))
-    results += _startups(c_lib, go_lib, wasm_side["wasm"].path, rpc.plugin.path, starts)
+    hosts = build_native_hosts(work / "native")
+    copies = work / "copies"
+    copies.mkdir()
+    calls, starts_native = native_figures(hosts, c_lib, rpc, sizes, copies)
+    results = calls + starts_native
+    results += _python_calls(c_lib, go_lib, hosts.wasm_module, rpc.plugin, n_fast, n_rpc,
+                             repeats)
+    results += _python_starts(c_lib, go_lib, hosts.wasm_module.path, rpc.plugin.path, starts,
+                              copies)
     return results
 
 
-def _startups(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path,
-              starts: int) -> list[Measure]:
+def _python_calls(c_lib: Path, go_lib: Path, wasm: Artifact, go_plugin: Artifact,
+                  n_fast: int, n_rpc: int, repeats: int) -> list[Measure]:
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    found = [timed(Figure.PY_FUNCTION, "call", lambda: add(1, 2), n_fast, repeats)]
+    c_add = load(c_lib).function("add", "int(int, int)")
+    found.append(timed(Figure.PY_CFFI, "call", lambda: c_add(1, 2), n_fast, repeats))
+    ct_add = ctypes.CDLL(str(c_lib)).add
+    ct_add.argtypes, ct_add.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    found.append(timed(Figure.PY_CTYPES, "call", lambda: ct_add(1, 2), n_fast, repeats))
+    go_add = load(go_lib).function("Add", "long(long, long)")
+    found.append(timed(Figure.PY_GO_CSHARED, "call", lambda: go_add(1, 2), n_fast, repeats))
+    plugin = load_wasm(wasm)
+    wasm_add = plugin.exports["add"]
+    assert isinstance(wasm_add, wasmtime.Func)
+    found.append(timed(Figure.PY_WASM, "call", lambda: wasm_add(plugin.store, 1, 2), n_fast,
+                       repeats))
+    for name, command in [(Figure.PY_RPC_PY, python_plugin()),
+                          (Figure.PY_RPC_GO, [str(go_plugin.path)])]:
+        with PluginClient(command) as client:
+            found.append(timed(name, "call", partial(client.transform, _REQUEST), n_rpc,
+                               max(3, repeats // 2)))
+    floors = [pingpong_floor(n_rpc * 2).seconds for _ in range(max(3, repeats // 2))]
+    found.append(summarise(Figure.RPC_FLOOR, "call", floors, n_rpc * 2))
+    return found
+
+
+def _python_starts(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path, starts: int,
+                   work: Path) -> list[Measure]:
     found = []
-    with tempfile.TemporaryDirectory() as tmp:
-        copies = []
-        for i in range(starts * 5):  # a fresh file each time: the loader caches by path
-            copy = Path(tmp) / f"{i}-{c_lib.name}"
-            shutil.copy2(c_lib, copy)
-            copies.append(copy)
-        times = []
-        for copy in copies:
-            start = time.perf_counter()
-            load(copy).close()
-            times.append(time.perf_counter() - start)
-        found.append(_measure("dlopen a C .so", "start", times, 1))
+    times = []
+    for i in range(starts * 5):  # a fresh file each time: the loader caches by path
+        copy = work / f"py-{i}-{c_lib.name}"
+        shutil.copy2(c_lib, copy)
+        start = time.perf_counter()
+        load(copy).close()
+        times.append(time.perf_counter() - start)
+    found.append(summarise(Figure.PY_DLOPEN, "start", times, 1))
     go = [float(subprocess.run([sys.executable, "-c", _GO_START, str(go_lib)], check=True,
                                capture_output=True, text=True, timeout=60).stdout)
           for _ in range(starts)]
-    found.append(_measure("load a Go c-shared library (Go runtime start)", "start", go, 1))
+    found.append(summarise(Figure.PY_GO_LOAD, "start", go, 1))
     data = wasm.read_bytes()
     times = []
     for _ in range(starts * 5):
@@ -153,9 +160,9 @@ def _startups(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path,
         store = wasmtime.Store(engine)
         wasmtime.Instance(store, wasmtime.Module(engine, data), [])
         times.append(time.perf_counter() - start)
-    found.append(_measure("compile and instantiate a wasm module", "start", times, 1))
-    for name, command in [("start a Python plugin process + handshake", python_plugin()),
-                          ("start a Go plugin process + handshake", [str(go_plugin)])]:
+    found.append(summarise(Figure.PY_WASM_START, "start", times, 1))
+    for name, command in [(Figure.PY_RPC_PY_START, python_plugin()),
+                          (Figure.PY_RPC_GO_START, [str(go_plugin)])]:
         times = []
         for _ in range(starts):
             client = PluginClient(command)
@@ -163,30 +170,44 @@ def _startups(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path,
             client.start()
             times.append(time.perf_counter() - start)
             client.close()
-        found.append(_measure(name, "start", times, 1))
+        found.append(summarise(name, "start", times, 1))
     return found
 
 
-def human(seconds: float) -> str:
-    """A duration with three significant digits and its unit: ``487 ns``, ``1.5 ms``."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+def binding_shares(results: Sequence[Measure]) -> list[tuple[Measure, Measure, float]]:
+    """For each Python-side figure whose callee the run also called from the host's own
+    language (:data:`BINDINGS`): the two figures and the share of the Python figure that
+    is Python's side (the binding, or for RPC Python's gRPC stack), at least 0."""
+    by_name = {m.name: m for m in results}
+    found = []
+    for python, native in BINDINGS:
+        if python in by_name and native in by_name:
+            p, n = by_name[python], by_name[native]
+            found.append((p, n, max(0.0, 1 - n.seconds / p.seconds)))
+    return found
 
 
-def table(results: list[Measure]) -> str:
-    """The measures as text: per call against a plain Python call, start-ups apart."""
+def table(results: Sequence[Measure], budget: float = CPU_BUDGET) -> str:
+    """The figures as text: per call, with how many calls a second fit in ``budget`` of one
+    core; start-ups apart; then how much of each Python-side figure is Python's side."""
     width = max(len(m.name) for m in results)
-    base = next(m.seconds for m in results if m.kind == "call")
+    fit = f"calls/s in {budget:.0%} of a core"
     lines = []
-    for kind, title in (("call", "per call"), ("start", "start-up")):
-        lines.append(f"{title:<{width}}  {'median':>10}  {'spread':>6}"
-                     + (f"  {'x Python call':>13}" if kind == "call" else ""))
+    for kind, title in (("call", "per call: who → whom"), ("start", "start-up")):
+        lines.append(f"{title:<{width}}  {'timed in':<8}  {'median':>8}  {'spread':>6}"
+                     + (f"  {fit}" if kind == "call" else ""))
         for m in (m for m in results if m.kind == kind):
-            ratio = f"  {m.seconds / base:>13.1f}" if kind == "call" else ""
-            lines.append(f"{m.name:<{width}}  {human(m.seconds):>10}  {m.spread:>6.2f}{ratio}"
-                         + ("  noisy" if m.noisy else ""))
+            per_second = f"  {rate(budget / m.seconds):>{len(fit)}}" if kind == "call" else ""
+            lines.append(f"{m.name:<{width}}  {m.timed_in:<8}  {human(m.seconds):>8}  "
+                         f"{m.spread:>6.2f}{per_second}" + ("  noisy" if m.noisy else ""))
+        lines.append("")
+    shares = binding_shares(results)
+    if shares:
+        lines.append("Python's side of a Python-side figure (the same callee, called from "
+                     "its host's own language):")
+        for python, native, share in shares:
+            lines.append(f"  {python.name} {human(python.seconds)}: {share:.1%} is Python's "
+                         f"side; {native.name} {human(native.seconds)}")
         lines.append("")
     noisy = [m.name for m in results if m.noisy]
     if noisy:
@@ -195,21 +216,24 @@ def table(results: list[Measure]) -> str:
     return "\n".join(lines).rstrip()
 
 
-def to_json(results: list[Measure]) -> str:
-    return json.dumps([{**asdict(m), "noisy": m.noisy} for m in results], indent=2)
+def to_json(results: Sequence[Measure]) -> str:
+    return json.dumps([{**asdict(m), "noisy": m.noisy, "python_side": m.python_side,
+                        "label": m.label} for m in results], indent=2, ensure_ascii=False)
 
 
-def chart(results: list[Measure]) -> Any:
-    """A matplotlib figure: every measure as a bar, on a log scale of seconds."""
+def chart(results: Sequence[Measure]) -> Any:
+    """A matplotlib figure: every figure as a bar, on a log scale of seconds; dark bars are
+    timed in the host's own language, pale ones in Python."""
     import matplotlib.pyplot as plt
 
+    colours = {("call", False): "tab:blue", ("call", True): "lightsteelblue",
+               ("start", False): "tab:orange", ("start", True): "navajowhite"}
     figure, axes = plt.subplots(figsize=(9, 0.42 * len(results) + 1))
-    names = [m.name for m in results][::-1]
-    values = [m.seconds for m in results][::-1]
-    colours = ["tab:blue" if m.kind == "call" else "tab:orange" for m in results][::-1]
-    axes.barh(names, values, color=colours)
+    shown = list(results)[::-1]
+    axes.barh([f"{m.name} [{m.timed_in}]" for m in shown], [m.seconds for m in shown],
+              color=[colours[(m.kind, m.python_side)] for m in shown])
     axes.set_xscale("log")
-    axes.set_xlabel("seconds (log scale): blue per call, orange start-up")
+    axes.set_xlabel("seconds (log scale): blue per call, orange start-up; pale: timed in Python")
     figure.tight_layout()
     return figure
 

@@ -1,50 +1,60 @@
 """Choosing a plugin model (notebook 08): the trade-off table and a decision helper.
 
 :data:`MODELS` holds what does not change from machine to machine (isolation, languages,
-platforms, coupling, hot reload, deployment); :func:`tradeoffs` adds the costs measured by
+platforms, coupling, hot reload, deployment) and names the bench figures that price each
+model: its call and start-up timed in the model's own host language, and the call from
+Python for comparison. :func:`tradeoffs` adds the costs measured by
 :func:`labkit.bench.run`. :func:`advise` turns a learner's constraints into a recommended
 model and the reason; :class:`ModelAdvisor` is the same as an ipywidgets control.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .bench import Measure, human
+from .figures import CPU_BUDGET, Figure, Measure, human, rate
 
-#: The models of the lab, each with the bench figures that price it (per call, start-up).
+C_SO = "C shared object (dlopen)"
+GO_PLUGIN = "Go plugin (plugin.Open)"
+WASM = "WebAssembly (wasmtime)"
+RPC = "RPC plugins (go-plugin)"
+COMPILED_IN = "Compiled in (registry)"
+
+#: The models of the lab: the figures that price each (``call`` and ``start`` in the host's
+#: own language, ``python call`` from Python), then the facts notebooks 02 to 09 showed.
 MODELS: dict[str, dict[str, str]] = {
-    "C shared object (dlopen)": {
-        "call": "cffi (ABI mode) -> C .so", "start": "dlopen a C .so",
+    C_SO: {
+        "call": Figure.C_DLSYM, "start": Figure.C_DLOPEN, "python call": Figure.PY_CFFI,
         "a crash does": "kills the host", "languages": "anything with a C ABI",
         "platforms": "every OS, one build per OS and CPU",
         "coupling": "the C ABI: struct layouts and symbol versions must match",
         "hot reload": "yes, with care (notebook 03)", "deployment": "a .so beside the host",
     },
-    "Go plugin (plugin.Open)": {
-        "call": "cffi -> Go c-shared", "start": "load a Go c-shared library (Go runtime start)",
+    GO_PLUGIN: {
+        "call": Figure.GO_PLUGIN, "start": Figure.GO_OPEN, "python call": Figure.PY_GO_CSHARED,
         "a crash does": "kills the host", "languages": "Go only",
         "platforms": "Linux, FreeBSD, macOS",
         "coupling": "same Go release, flags and package sources as the host",
         "hot reload": "no: never unloaded", "deployment": "a .so built with the host's toolchain",
     },
-    "WebAssembly (wasmtime)": {
-        "call": "wasmtime -> wasm32", "start": "compile and instantiate a wasm module",
+    WASM: {
+        "call": Figure.C_WASM_RAW, "start": Figure.C_WASM_START, "python call": Figure.PY_WASM,
         "a crash does": "a trap the host catches", "languages": "anything that targets wasm32",
         "platforms": "one .wasm for every OS and CPU",
         "coupling": "the exports and the memory convention (Extism standardises it)",
         "hot reload": "yes: a new instance", "deployment": "a .wasm file",
     },
-    "RPC plugins (go-plugin)": {
-        "call": "RPC -> Go plugin", "start": "start a Go plugin process + handshake",
+    RPC: {
+        "call": Figure.GO_RPC_GO, "start": Figure.GO_RPC_START, "python call": Figure.PY_RPC_GO,
         "a crash does": "the plugin process dies; the host reports it",
         "languages": "anything with gRPC", "platforms": "anywhere a process can start",
         "coupling": "a versioned protocol, negotiated at the handshake",
         "hot reload": "yes: restart the process", "deployment": "a program per plugin",
     },
-    "Compiled in (registry)": {
-        "call": "Python function call", "start": "",
+    COMPILED_IN: {
+        "call": Figure.GO_COMPILED_IN, "start": "", "python call": Figure.PY_FUNCTION,
         "a crash does": "kills the host", "languages": "the host's",
         "platforms": "the host's", "coupling": "none at run time: one build",
         "hot reload": "no: rebuild and redeploy", "deployment": "a new host binary",
@@ -53,25 +63,38 @@ MODELS: dict[str, dict[str, str]] = {
 QUALITIES = ("a crash does", "languages", "platforms", "coupling", "hot reload", "deployment")
 
 
-def tradeoffs(results: list[Measure] | None = None) -> Any:
-    """The trade-off table as a pandas DataFrame, one row per model; with bench ``results``
-    it starts with the measured call and start-up costs."""
+def tradeoffs(results: Sequence[Measure] | None = None, budget: float = CPU_BUDGET) -> Any:
+    """The trade-off table as a pandas DataFrame, one row per model.
+
+    With bench ``results`` it starts with the measured costs, each beside what it measured
+    (who calls whom, and whose clock): ``call`` and ``start`` in the model's own host
+    language, ``calls/s in N% of a core`` (how many calls fit in ``budget`` of one core),
+    and ``Python-side call`` for comparison."""
     import pandas as pd
 
-    measured = {m.name: m.seconds for m in results or []}
+    measured = {m.name: m for m in results or []}
+    fit = f"calls/s in {budget:.0%} of a core"
     rows = []
     for model, facts in MODELS.items():
         row: dict[str, Any] = {"model": model}
         if results is not None:
-            row["call"] = _cost(measured.get(facts["call"]))
-            row["start"] = _cost(measured.get(facts["start"])) if facts["start"] else "none"
+            call = measured.get(facts["call"])
+            start = measured.get(facts["start"])
+            python = measured.get(facts["python call"])
+            row["call"] = _cost(call)
+            row["call measured as"] = call.label if call else facts["call"]
+            row[fit] = rate(budget / call.seconds) if call else "?"
+            row["start"] = _cost(start) if facts["start"] else "none"
+            row["start measured as"] = start.label if start else facts["start"] or "-"
+            row["Python-side call"] = _cost(python)
+            row["Python-side measured as"] = python.label if python else facts["python call"]
         row.update({q: facts[q] for q in QUALITIES})
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 
 
-def _cost(seconds: float | None) -> str:
-    return "?" if seconds is None else human(seconds)
+def _cost(measure: Measure | None) -> str:
+    return "?" if measure is None else human(measure.seconds)
 
 
 @dataclass(frozen=True)

@@ -1,36 +1,103 @@
-"""``python -m labkit bench --quick --json``: checked for shape and sanity, never for times."""
+"""``python -m labkit bench --quick --json``: checked for shape, labels and the ratios physics
+fixes (with wide margins), never for absolute times."""
 
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+import labkit
+from labkit import Figure
+from labkit.errors import IsolationError
+from labkit.nativebench import C_BENCH_HOST, _lines
 from tests.conftest import run_cli
 
-CALLS = ["Python function call", "cffi (ABI mode) -> C .so", "ctypes -> C .so",
-         "cffi -> Go c-shared", "wasmtime -> wasm32", "RPC -> Python plugin",
-         "RPC -> Go plugin", "raw Unix-socket ping-pong (RPC floor)"]
-STARTS = ["dlopen a C .so", "load a Go c-shared library (Go runtime start)",
-          "compile and instantiate a wasm module", "start a Python plugin process + handshake",
-          "start a Go plugin process + handshake"]
+CALLS = [Figure.C_DLSYM, Figure.PY_CFFI, Figure.PY_CTYPES, Figure.GO_PLUGIN,
+         Figure.PY_GO_CSHARED, Figure.GO_COMPILED_IN, Figure.PY_FUNCTION, Figure.C_WASM_RAW,
+         Figure.C_WASM, Figure.WASM_INSIDE, Figure.PY_WASM, Figure.GO_RPC_GO, Figure.PY_RPC_GO,
+         Figure.PY_RPC_PY, Figure.RPC_FLOOR]
+STARTS = [Figure.C_DLOPEN, Figure.PY_DLOPEN, Figure.GO_OPEN, Figure.PY_GO_LOAD,
+          Figure.C_WASM_START, Figure.PY_WASM_START, Figure.GO_RPC_START,
+          Figure.PY_RPC_GO_START, Figure.PY_RPC_PY_START]
+Quick = tuple[list[dict[str, Any]], float]
+#: Whose clock times each figure that is not timed in Python.
+NATIVE = {Figure.C_DLSYM: "C", Figure.GO_PLUGIN: "Go", Figure.GO_COMPILED_IN: "Go",
+          Figure.C_WASM_RAW: "C", Figure.C_WASM: "C", Figure.WASM_INSIDE: "C",
+          Figure.GO_RPC_GO: "Go", Figure.C_DLOPEN: "C", Figure.GO_OPEN: "Go",
+          Figure.C_WASM_START: "C", Figure.GO_RPC_START: "Go"}
 
 
-def test_the_quick_bench_measures_every_model_sanely() -> None:
+@pytest.fixture(scope="module")
+def quick() -> Quick:
+    """One quick run through the command line: its rows, and how long it took."""
+    start = time.monotonic()
     done = run_cli("bench", "--quick", "--json")
+    took = time.monotonic() - start
     assert done.returncode == 0, done.stderr
-    rows = {row["name"]: row for row in json.loads(done.stdout)}
-    assert [n for n in rows if rows[n]["kind"] == "call"] == CALLS
-    assert [n for n in rows if rows[n]["kind"] == "start"] == STARTS
-    assert all(r["seconds"] > 0 and r["spread"] >= 0 and r["repeats"] >= 3 for r in rows.values())
-    c_call = rows["cffi (ABI mode) -> C .so"]["seconds"]
-    assert c_call < rows["RPC -> Python plugin"]["seconds"]
-    assert c_call < rows["RPC -> Go plugin"]["seconds"]
-    assert rows["raw Unix-socket ping-pong (RPC floor)"]["seconds"] < rows["RPC -> Go plugin"]["seconds"]
+    return json.loads(done.stdout), took
 
 
-def test_the_table_has_both_sections_and_ratios() -> None:
-    done = run_cli("bench", "--quick")
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0].split() == ["per", "call", "median", "spread", "x", "Python", "call"]
+def test_the_quick_bench_measures_every_model_in_its_own_language(
+    quick: Quick,
+) -> None:
+    rows, _ = quick
+    assert [r["name"] for r in rows if r["kind"] == "call"] == CALLS
+    assert [r["name"] for r in rows if r["kind"] == "start"] == STARTS
+    for row in rows:
+        assert row["seconds"] > 0 and row["spread"] >= 0 and row["repeats"] >= 3, row
+        assert row["timed_in"] == NATIVE.get(row["name"], "Python"), row
+        assert row["python_side"] == (row["timed_in"] == "Python")
+        assert row["label"] == f"{row['name']}, timed in {row['timed_in']}"
+        if row["python_side"]:
+            assert str(row["name"]).startswith("Python"), "a Python-side figure says so"
+
+
+def test_the_ratios_physics_fixes_hold(quick: Quick) -> None:
+    t = {r["name"]: r["seconds"] for r in quick[0]}
+    # an in-process call in the host's own language against a round trip between processes
+    assert 100 * t[Figure.GO_PLUGIN] < t[Figure.GO_RPC_GO]
+    assert 100 * t[Figure.C_DLSYM] < t[Figure.GO_RPC_GO]
+    # the same callee from C and from Python: the binding costs more than the call
+    assert 10 * t[Figure.C_DLSYM] < t[Figure.PY_CFFI]
+    assert 10 * t[Figure.C_DLSYM] < t[Figure.PY_CTYPES]
+    assert 10 * t[Figure.C_WASM_RAW] < t[Figure.PY_WASM]
+    # entering wasm costs more than a call that stays inside it; type checks cost more still
+    assert t[Figure.WASM_INSIDE] < t[Figure.C_WASM_RAW] < t[Figure.C_WASM]
+    # a Lookup'd func and a direct call are both one machine call: comparable
+    assert t[Figure.GO_PLUGIN] < 10 * t[Figure.GO_COMPILED_IN]
+    assert t[Figure.GO_COMPILED_IN] < 10 * t[Figure.GO_PLUGIN]
+    # go-plugin's host is no slower than labkit's Python host on the same plugin
+    assert t[Figure.GO_RPC_GO] < 2 * t[Figure.PY_RPC_GO]
+    assert t[Figure.RPC_FLOOR] < t[Figure.PY_RPC_GO]
+    # starting a process costs more than mapping a library into this one
+    assert 10 * t[Figure.C_DLOPEN] < t[Figure.GO_RPC_START]
+    assert t[Figure.GO_OPEN] < t[Figure.GO_RPC_START]
+
+
+def test_the_quick_bench_stays_quick(quick: Quick) -> None:
+    assert quick[1] < 40, f"bench --quick took {quick[1]:.1f} s"  # ~10 s with a warm cache
+
+
+def test_the_table_labels_every_figure_and_prices_python_s_side(
+    quick: Quick,
+) -> None:
+    fields = ("name", "kind", "seconds", "spread", "repeats", "number", "timed_in")
+    results = [labkit.Measure(*(r[f] for f in fields)) for r in quick[0]]
+    lines = labkit.bench_table(results).splitlines()
+    assert lines[0].split()[:7] == ["per", "call:", "who", "→", "whom", "timed", "in"]
+    assert lines[0].endswith("calls/s in 10% of a core")
+    assert lines[1].startswith(Figure.C_DLSYM) and lines[1].split()[7] == "C"
     assert any(line.startswith("start-up") for line in lines)
-    assert lines[1].startswith("Python function call") and " 1.0" in lines[1]
+    python_cffi = next(line for line in lines if line.startswith(f"  {Figure.PY_CFFI} "))
+    assert "is Python's side" in python_cffi and str(Figure.C_DLSYM) in python_cffi
+
+
+def test_a_bench_host_that_fails_says_which_and_why(tmp_path: Path) -> None:
+    host = labkit.build_executable(C_BENCH_HOST, "c-bench-host", out_dir=tmp_path, libs=["dl"])
+    with pytest.raises(IsolationError, match=r"(?s)'c-bench-host' failed: the child exited "
+                                             r"with status 1.*missing\.so"):
+        _lines([host.path, tmp_path / "missing.so", "add", 10, 1])

@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 import labkit
+from labkit import Figure
+from labkit.choose import C_SO, COMPILED_IN, GO_PLUGIN, RPC, WASM
+
+TYPICAL = {C_SO: 2.5e-9, GO_PLUGIN: 3e-9, WASM: 25e-9, RPC: 200e-6, COMPILED_IN: 2.5e-9}
+TIMED_IN = {C_SO: "C", GO_PLUGIN: "Go", WASM: "C", RPC: "Go", COMPILED_IN: "Go"}
 
 
 @pytest.mark.parametrize(("untrusted", "languages", "hot", "rate", "model"), [
@@ -25,21 +30,31 @@ def test_advise_follows_the_constraints(
 
 
 def test_every_model_is_priced_by_a_bench_figure() -> None:
-    names = {"Python function call", "cffi (ABI mode) -> C .so", "cffi -> Go c-shared",
-             "wasmtime -> wasm32", "RPC -> Go plugin", "dlopen a C .so",
-             "load a Go c-shared library (Go runtime start)",
-             "compile and instantiate a wasm module", "start a Go plugin process + handshake"}
     for facts in labkit.MODELS.values():
-        assert facts["call"] in names and (facts["start"] in names or facts["start"] == "")
+        assert facts["call"] in set(Figure) and facts["python call"] in set(Figure)
+        assert facts["start"] in set(Figure) or facts["start"] == ""
+        assert facts["python call"].startswith("Python")
+        assert not facts["call"].startswith("Python"), "priced in the host's own language"
 
 
-def test_the_table_shows_measured_costs_when_given_them() -> None:
-    results = [labkit.Measure("cffi (ABI mode) -> C .so", "call", 5e-7, 0.1, 5, 1000),
-               labkit.Measure("dlopen a C .so", "start", 2.5e-4, 0.1, 5, 1)]
+def test_the_table_labels_each_measured_cost_with_who_calls_whom() -> None:
+    results = [labkit.Measure(labkit.MODELS[model]["call"], "call", seconds, 0.1, 5, 1000,
+                              TIMED_IN[model]) for model, seconds in TYPICAL.items()]
+    results += [labkit.Measure(Figure.C_DLOPEN, "start", 4e-5, 0.1, 15, 1, "C"),
+                labkit.Measure(Figure.PY_CFFI, "call", 5e-7, 0.1, 5, 1000)]
     table = labkit.tradeoffs(results)
-    assert table.loc["C shared object (dlopen)", "call"] == "500 ns"
-    assert table.loc["C shared object (dlopen)", "start"] == "250 µs"
-    assert table.loc["Go plugin (plugin.Open)", "call"] == "?"
+    row = table.loc[C_SO]
+    assert (row["call"], row["call measured as"]) == (
+        "2.5 ns", "C host → C .so (dlsym'd pointer), timed in C")
+    assert row["calls/s in 10% of a core"] == "40M"
+    assert (row["start"], row["start measured as"]) == (
+        "40 µs", "C host: dlopen a C .so, timed in C")
+    assert (row["Python-side call"], row["Python-side measured as"]) == (
+        "500 ns", "Python → C .so (cffi), timed in Python")
+    assert table.loc[GO_PLUGIN, "call measured as"] == (
+        "Go host → Go plugin (Lookup'd func), timed in Go")
+    assert table.loc[GO_PLUGIN, "start"] == "?"
+    assert table.loc[COMPILED_IN, "start"] == "none"
     assert "call" not in labkit.tradeoffs().columns
 
 
