@@ -29,7 +29,7 @@ from .bench import run as run_bench
 from .bench import table as bench_table
 from .binutils import nm_dynamic, readelf_dynamic_symbols, readelf_header
 from .build import Artifact, build_executable, build_shared, compile_c
-from .choose import MODELS, ModelAdvisor, Recommendation, advise, tradeoffs
+from .choose import MODELS, Fit, ModelAdvisor, Recommendation, advise, tradeoffs
 from .constants import RTLD
 from .diagnose import Context, Problem, diagnose_load, find_library
 from .doctor import report as doctor_report
@@ -103,6 +103,7 @@ __all__ = [
     "FAULTS",
     "Feedback",
     "Figure",
+    "Fit",
     "Function",
     "GoInfo",
     "HandshakeError",

@@ -41,7 +41,17 @@ from typing import Any
 import wasmtime
 
 from .build import Artifact
-from .figures import CPU_BUDGET, NOISY, Figure, Kind, Measure, human, rate, summarise
+from .figures import (
+    CPU_BUDGET,
+    NOISY,
+    Figure,
+    Kind,
+    Measure,
+    human,
+    percent,
+    rate,
+    summarise,
+)
 from .gosamples import build_go_samples
 from .load import load
 from .nativebench import Sizes, build_native_hosts, native_figures
@@ -191,7 +201,7 @@ def table(results: Sequence[Measure], budget: float = CPU_BUDGET) -> str:
     """The figures as text: per call, with how many calls a second fit in ``budget`` of one
     core; start-ups apart; then how much of each Python-side figure is Python's side."""
     width = max(len(m.name) for m in results)
-    fit = f"calls/s in {budget:.0%} of a core"
+    fit = f"calls/s in {percent(budget)} of a core"
     lines = []
     for kind, title in (("call", "per call: who → whom"), ("start", "start-up")):
         lines.append(f"{title:<{width}}  {'timed in':<8}  {'median':>8}  {'spread':>6}"

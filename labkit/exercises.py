@@ -222,7 +222,7 @@ def _advice(answer: Any) -> Verdict:
     if asked != (True, True, 100):
         return False, (f"that advice answers untrusted={asked[0]}, languages={asked[1]}, "
                        f"calls_per_second={asked[2]}: not the situation of the exercise")
-    return True, f"{answer.model}, because {answer.reason}"
+    return True, f"{answer.model or 'no model fits'}, because {answer.reason}"
 
 
 def _fuelled(answer: Any) -> Verdict:
@@ -296,7 +296,8 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
              "labkit.transformers().", _reverse),
     Exercise("08.1", "Which model suits plugins you do not trust, written in other languages, "
              "called 100 times a second?", "labkit.advise(untrusted=True, languages=True, "
-             "hot_reload=False, calls_per_second=100)", _advice),
+             "hot_reload=False, calls_per_second=100, results=results), with the results "
+             "of labkit.run_bench", _advice),
     Exercise("09.1", "Load the wasm sample with enough fuel for shout('hello') but a limit "
              "that stops spin.", "labkit.load_wasm(built['wasm'], fuel=100_000)", _fuelled),
 ]}

@@ -104,3 +104,8 @@ def rate(per_second: float) -> str:
         if per_second >= scale:
             return f"{per_second / scale:.3g}{suffix}"
     return f"{per_second:.3g}"
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage, as exact as it was given: ``10%``, ``12.5%``."""
+    return f"{fraction * 100:.6g}%"
