@@ -243,13 +243,13 @@ def _budget(budget: float) -> str:
 
 
 def _share(fraction: float, budget: float | None = None) -> str:
-    """A share of one core: ``0.05% of one core``, ``44% of one core``, ``4,410 cores``.
+    """A share of one core: ``0.0003% of one core``, ``44% of one core``, ``4,410 cores``.
     Beside a ``budget``, with as many digits as it takes not to print the same as the
     budget when it is not (10.04% is over 10%, so it is not shown as "10%")."""
     if fraction == budget:
         return _budget(budget)
-    if fraction < 1e-4:
-        return "less than 0.01% of one core" if fraction > 0 else "nothing"
+    if fraction == 0:
+        return "nothing"
     if fraction >= 100:
         return f"{fraction:,.0f} cores"
     scale, unit = (100, "% of one core") if fraction < 1 else (1, " cores")
