@@ -11,9 +11,10 @@ its Go plugin. Start-up: dlopen from C, plugin.Open from Go, wasm compiled and i
 from C, a go-plugin process started from Go.
 
 From Python, timed in Python: a plain Python call; cffi (ABI mode) and ctypes into a C
-shared object; cffi into a Go ``-buildmode=c-shared`` library; a wasm function through
-wasmtime-py; RPC from labkit's Python host to a Python and to a Go plugin; the raw
-Unix-socket ping-pong under any RPC. Start-up: labkit.load of a C shared object (its ELF
+shared object; cffi into a Go ``-buildmode=c-shared`` library (in a fresh Python: a Go
+runtime never starts in the process that runs the bench, a notebook's kernel); a wasm
+function through wasmtime-py; RPC from labkit's Python host to a Python and to a Go plugin;
+the raw Unix-socket ping-pong under any RPC. Start-up: labkit.load of a C shared object (its ELF
 check, dlopen, dlclose); a Go c-shared library loaded by a fresh Python and called once (the
 first call waits for the Go runtime to finish starting, which dlopen alone does not); wasm
 compiled and instantiated by wasmtime-py; plugin processes started through their handshake.
@@ -28,8 +29,6 @@ from __future__ import annotations
 import ctypes
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +52,7 @@ from .figures import (
     summarise,
 )
 from .gosamples import build_go_samples
+from .isolate import run as run_isolated
 from .load import load
 from .nativebench import Sizes, build_native_hosts, native_figures
 from .rpc.bench import pingpong_floor
@@ -64,11 +64,29 @@ from .wasm import build_wasm_sample, load_wasm
 BINDINGS = ((Figure.PY_CFFI, Figure.C_DLSYM), (Figure.PY_CTYPES, Figure.C_DLSYM),
             (Figure.PY_WASM, Figure.C_WASM_RAW), (Figure.PY_RPC_GO, Figure.GO_RPC_GO))
 _REQUEST = {"host": "example.com"}
-# dlopen of a c-shared library returns while the Go runtime is still starting on a thread
-# of its own; the first call into Go waits for it. So the start-up is dlopen + first call.
-_GO_START = ("import ctypes, sys, time\n"
-             "t = time.perf_counter(); ctypes.CDLL(sys.argv[1]).Add(1, 2)\n"
+# Python calling Go runs in a fresh Python: a Go runtime, once started, never leaves its
+# process, and must never start inside a notebook's kernel. dlopen of a c-shared library
+# returns while the runtime is still starting on a thread of its own, and the first call
+# waits for it, so a start-up is dlopen and a first call.
+_GO_START = ("import ctypes, time\n"
+             "t = time.perf_counter(); ctypes.CDLL({library!r}).Add(1, 2)\n"
              "print(time.perf_counter() - t)\n")
+_GO_CALLS = """\
+import json, time, cffi
+ffi = cffi.FFI()
+ffi.cdef("long Add(long, long);")
+add = ffi.dlopen({library!r}).Add
+operation = lambda: add(1, 2)
+for _ in range(min({number}, 50)):
+    operation()
+per_op = []
+for _ in range({repeats}):
+    start = time.perf_counter()
+    for _ in range({number}):
+        operation()
+    per_op.append((time.perf_counter() - start) / {number})
+print(json.dumps(per_op))
+"""
 
 
 def timed(name: str, kind: Kind, operation: Callable[[], Any], number: int,
@@ -125,13 +143,13 @@ def _python_calls(c_lib: Path, go_lib: Path, wasm: Artifact, go_plugin: Artifact
         return a + b
 
     found = [timed(Figure.PY_FUNCTION, "call", lambda: add(1, 2), n_fast, repeats)]
-    c_add = load(c_lib).function("add", "int(int, int)")
+    c_add = load(c_lib).function("add", "int(int, int)").raw  # cffi's own function pointer
     found.append(timed(Figure.PY_CFFI, "call", lambda: c_add(1, 2), n_fast, repeats))
     ct_add = ctypes.CDLL(str(c_lib)).add
     ct_add.argtypes, ct_add.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     found.append(timed(Figure.PY_CTYPES, "call", lambda: ct_add(1, 2), n_fast, repeats))
-    go_add = load(go_lib).function("Add", "long(long, long)")
-    found.append(timed(Figure.PY_GO_CSHARED, "call", lambda: go_add(1, 2), n_fast, repeats))
+    go = _in_child(_GO_CALLS.format(library=str(go_lib), number=n_fast, repeats=repeats))
+    found.append(summarise(Figure.PY_GO_CSHARED, "call", json.loads(go), n_fast))
     plugin = load_wasm(wasm)
     wasm_add = plugin.exports["add"]
     assert isinstance(wasm_add, wasmtime.Func)
@@ -158,9 +176,7 @@ def _python_starts(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path, start
         load(copy).close()
         times.append(time.perf_counter() - start)
     found.append(summarise(Figure.PY_DLOPEN, "start", times, 1))
-    go = [float(subprocess.run([sys.executable, "-c", _GO_START, str(go_lib)], check=True,
-                               capture_output=True, text=True, timeout=60).stdout)
-          for _ in range(starts)]
+    go = [float(_in_child(_GO_START.format(library=str(go_lib)))) for _ in range(starts)]
     found.append(summarise(Figure.PY_GO_LOAD, "start", go, 1))
     data = wasm.read_bytes()
     times = []
@@ -182,6 +198,11 @@ def _python_starts(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path, start
             client.close()
         found.append(summarise(name, "start", times, 1))
     return found
+
+
+def _in_child(snippet: str) -> str:
+    """What a fresh Python printed running ``snippet``; IsolationError if it failed."""
+    return run_isolated(snippet, timeout=120).check().stdout
 
 
 def binding_shares(results: Sequence[Measure]) -> list[tuple[Measure, Measure, float]]:

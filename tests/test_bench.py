@@ -4,6 +4,8 @@ fixes (with wide margins), never for absolute times."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,6 @@ import labkit
 from labkit import Figure
 from labkit.errors import IsolationError
 from labkit.nativebench import C_BENCH_HOST, _lines
-from tests.conftest import run_cli
 
 CALLS = [Figure.C_DLSYM, Figure.PY_CFFI, Figure.PY_CTYPES, Figure.GO_PLUGIN,
          Figure.PY_GO_CSHARED, Figure.GO_COMPILED_IN, Figure.PY_FUNCTION, Figure.C_WASM_RAW,
@@ -23,7 +24,7 @@ CALLS = [Figure.C_DLSYM, Figure.PY_CFFI, Figure.PY_CTYPES, Figure.GO_PLUGIN,
 STARTS = [Figure.C_DLOPEN, Figure.PY_DLOPEN, Figure.GO_OPEN, Figure.PY_GO_LOAD,
           Figure.C_WASM_START, Figure.PY_WASM_START, Figure.GO_RPC_START,
           Figure.PY_RPC_GO_START, Figure.PY_RPC_PY_START]
-Quick = tuple[list[dict[str, Any]], float]
+Quick = tuple[list[dict[str, Any]], float, str]  # rows, seconds, stderr
 #: Whose clock times each figure that is not timed in Python.
 NATIVE = {Figure.C_DLSYM: "C", Figure.GO_PLUGIN: "Go", Figure.GO_COMPILED_IN: "Go",
           Figure.C_WASM_RAW: "C", Figure.C_WASM: "C", Figure.WASM_INSIDE: "C",
@@ -31,20 +32,33 @@ NATIVE = {Figure.C_DLSYM: "C", Figure.GO_PLUGIN: "Go", Figure.GO_COMPILED_IN: "G
           Figure.C_WASM_START: "C", Figure.GO_RPC_START: "Go"}
 
 
+#: ``python -m labkit bench --quick --json`` in a child, which then says on stderr whether a
+#: Go library was ever mapped into it: the Go side must run in child processes only.
+BENCH_THEN_MAPS = """\
+import sys
+from labkit.cli import main
+status = main(["bench", "--quick", "--json"])
+maps = open("/proc/self/maps").read()
+print("go mapped here:", "libshout.so" in maps or "adder.so" in maps, file=sys.stderr)
+sys.exit(status)
+"""
+
+
 @pytest.fixture(scope="module")
 def quick() -> Quick:
-    """One quick run through the command line: its rows, and how long it took."""
+    """One quick run of the bench command: its rows, how long it took, its stderr."""
     start = time.monotonic()
-    done = run_cli("bench", "--quick", "--json")
+    done = subprocess.run([sys.executable, "-c", BENCH_THEN_MAPS], capture_output=True,
+                          text=True, timeout=120, check=False)
     took = time.monotonic() - start
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), took
+    return json.loads(done.stdout), took, done.stderr
 
 
 def test_the_quick_bench_measures_every_model_in_its_own_language(
     quick: Quick,
 ) -> None:
-    rows, _ = quick
+    rows = quick[0]
     assert [r["name"] for r in rows if r["kind"] == "call"] == CALLS
     assert [r["name"] for r in rows if r["kind"] == "start"] == STARTS
     for row in rows:
@@ -76,6 +90,10 @@ def test_the_ratios_physics_fixes_hold(quick: Quick) -> None:
     # starting a process costs more than mapping a library into this one
     assert 10 * t[Figure.C_DLOPEN] < t[Figure.GO_RPC_START]
     assert t[Figure.GO_OPEN] < t[Figure.GO_RPC_START]
+
+
+def test_no_go_runtime_starts_in_the_bench_s_own_process(quick: Quick) -> None:
+    assert "go mapped here: False" in quick[2]
 
 
 def test_the_quick_bench_stays_quick(quick: Quick) -> None:
