@@ -215,6 +215,7 @@ def _reverse(answer: Any) -> Verdict:
 
 def _advice(answer: Any) -> Verdict:
     from .choose import Recommendation
+    from .figures import percent
 
     if not isinstance(answer, Recommendation):
         return False, f"expected what labkit.advise returned, got {_kind(answer)}"
@@ -222,7 +223,12 @@ def _advice(answer: Any) -> Verdict:
     if asked != (True, True, 100):
         return False, (f"that advice answers untrusted={asked[0]}, languages={asked[1]}, "
                        f"calls_per_second={asked[2]}: not the situation of the exercise")
-    return True, f"{answer.model or 'no model fits'}, because {answer.reason}"
+    if answer.model is None:  # the judge's words stay the same from run to run: no timings
+        return True, (f"no model fits {percent(answer.budget)} of a core at 100 calls/s on "
+                      "this machine; print the advice for its numbers")
+    return True, (f"{answer.model}: it meets those constraints and its calls fit "
+                  f"{percent(answer.budget)} of a core at 100 calls/s; print the advice for "
+                  "the numbers")
 
 
 def _fuelled(answer: Any) -> Verdict:

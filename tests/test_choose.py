@@ -169,3 +169,14 @@ def test_the_advisor_widget_prints_what_it_shows() -> None:
     assert str(advisor).startswith(f"{WASM}: ")
     assert advisor._repr_mimebundle_()["text/plain"] == str(advisor)
     assert "<b>WebAssembly (wasmtime)</b>" in advisor._answer.value
+
+
+def test_exercise_08_1_says_the_same_words_whatever_the_timings() -> None:
+    for rpc in (150e-6, 400e-6):  # two machines, one verdict, no figure in the feedback
+        advice = ask(True, True, False, 100, {**TYPICAL, RPC: rpc})
+        feedback = labkit.evaluate_exercise("08.1", advice)
+        assert feedback.passed and str(feedback) == (
+            "✅ 08.1 passed: RPC plugins (go-plugin): it meets those constraints and its calls "
+            "fit 10% of a core at 100 calls/s; print the advice for the numbers")
+    wrong = labkit.evaluate_exercise("08.1", ask(True, True, False, 1_000))
+    assert not wrong.passed and "calls_per_second=1000: not the situation" in wrong.message
