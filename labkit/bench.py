@@ -40,6 +40,7 @@ from typing import Any
 import wasmtime
 
 from .build import Artifact
+from .errors import LabkitError
 from .figures import (
     CPU_BUDGET,
     NOISY,
@@ -55,10 +56,11 @@ from .gosamples import build_go_samples
 from .isolate import run as run_isolated
 from .load import load
 from .nativebench import Sizes, build_native_hosts, native_figures
+from .paths import show
 from .rpc.bench import pingpong_floor
 from .rpc.client import PluginClient
 from .rpc.samples import build_rpc_samples, python_plugin
-from .wasm import build_wasm_sample, load_wasm
+from .wasm import build_wasm_sample
 
 #: A Python-side figure and the same callee called from the host's own language.
 BINDINGS = ((Figure.PY_CFFI, Figure.C_DLSYM), (Figure.PY_CTYPES, Figure.C_DLSYM),
@@ -150,10 +152,15 @@ def _python_calls(c_lib: Path, go_lib: Path, wasm: Artifact, go_plugin: Artifact
     found.append(timed(Figure.PY_CTYPES, "call", lambda: ct_add(1, 2), n_fast, repeats))
     go = _in_child(_GO_CALLS.format(library=str(go_lib), number=n_fast, repeats=repeats))
     found.append(summarise(Figure.PY_GO_CSHARED, "call", json.loads(go), n_fast))
-    plugin = load_wasm(wasm)
-    wasm_add = plugin.exports["add"]
-    assert isinstance(wasm_add, wasmtime.Func)
-    found.append(timed(Figure.PY_WASM, "call", lambda: wasm_add(plugin.store, 1, 2), n_fast,
+    # wasmtime's defaults, as the C host has them: no fuel, no epochs (load_wasm's limits
+    # would add their checks to every call)
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    instance = wasmtime.Instance(store, wasmtime.Module.from_file(engine, str(wasm.path)), [])
+    wasm_add = instance.exports(store)["add"]
+    if not isinstance(wasm_add, wasmtime.Func):
+        raise LabkitError(f"{show(wasm.path)!r} exports no function 'add'")
+    found.append(timed(Figure.PY_WASM, "call", lambda: wasm_add(store, 1, 2), n_fast,
                        repeats))
     for name, command in [(Figure.PY_RPC_PY, python_plugin()),
                           (Figure.PY_RPC_GO, [str(go_plugin.path)])]:
