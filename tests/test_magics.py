@@ -147,4 +147,4 @@ func main() {
     outcome = labkit.run_program([program, "trim", "x"])
     assert outcome.returncode == 1
     assert 'registry: a plugin named "trim" already exists' in outcome.stdout
-    assert labkit.evaluate_exercise("07.1", outcome).passed
+    assert labkit.evaluate_exercise("07.1", program).passed
