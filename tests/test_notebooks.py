@@ -95,14 +95,56 @@ def code_cells(path: Path) -> list[tuple[str, str]]:
             for c in load(path)["cells"] if c["cell_type"] == "code"]
 
 
+#: Where each notebook's Exercises cells are kept until they are pasted into the notebook:
+#: ``exercise-cells/NN.json``. Once they are in, read the stubs from the notebooks again (see
+#: ``exercise_cells``) and drop this folder.
+EXERCISE_CELLS = NOTEBOOKS[0].parent.parent / "exercise-cells"
+
+
+def exercise_cells(number: str) -> list[dict]:  # type: ignore[type-arg]
+    """The Exercises cells of notebook ``number``: the markdown, then the stubs."""
+    return load(EXERCISE_CELLS / f"{number}.json")  # type: ignore[no-any-return]
+
+
+def stub_output(source: str) -> str:
+    """What a stub prints from a fresh kernel: the question and the first hint."""
+    from labkit.exercises import forget_hints
+
+    forget_hints()
+    exercise = re.search(r'labkit\.check\("(\d\d\.\d)", answer\)', source)
+    assert exercise, source
+    return str(labkit.evaluate_exercise(exercise[1], ...)) + "\n"
+
+
 @pytest.mark.parametrize("exercise", sorted(labkit.EXERCISES))
 def test_every_exercise_has_a_stub_in_its_notebook_and_a_passing_solution(exercise: str) -> None:
     notebook = next(p for p in NOTEBOOKS if p.name.startswith(exercise[:2]))
-    stubs = [out for src, out in code_cells(notebook) if f'labkit.check("{exercise}", answer)' in src]
-    assert len(stubs) == 1 and stubs[0].startswith(f"❌ {exercise} not yet: no answer yet"), stubs
+    stubs = ["".join(c["source"]) for c in exercise_cells(exercise[:2])
+             if c["cell_type"] == "code" and f'labkit.check("{exercise}", answer)' in "".join(c["source"])]
+    assert len(stubs) == 1 and stubs[0].startswith(f"answer = ...  # {exercise}: "), stubs
+    assert stub_output(stubs[0]).startswith(f"❌ {exercise} not yet: no answer yet")
     solution = NOTEBOOKS[0].parent / "solutions" / f"{notebook.stem}-solutions.ipynb"
     passed = [out for src, out in code_cells(solution) if f'labkit.check("{exercise}"' in src]
     assert len(passed) == 1 and f"✅ {exercise} passed" in passed[0], passed
+
+
+@pytest.mark.parametrize("number", [f"{n:02d}" for n in range(1, 10)])
+def test_exercise_cells_are_slides_that_list_every_exercise(number: str) -> None:
+    cells = exercise_cells(number)
+    markdown, stubs = cells[0], cells[1:]
+    assert (markdown["cell_type"], markdown["id"]) == ("markdown", f"cex-{number}")
+    assert markdown["metadata"] == {"slideshow": {"slide_type": "subslide"}}
+    text = "".join(markdown["source"])
+    assert text.startswith("## Exercises\n")
+    ids = sorted(e for e in labkit.EXERCISES if e.startswith(f"{number}."))
+    assert [re.findall(r"\*\*(\d\d\.\d)\*\*", text)] == [ids]
+    assert [c["id"] for c in stubs] == [f"ex{e.replace('.', '')}" for e in ids]
+    assert all(c["cell_type"] == "code" and c["metadata"] == {"slideshow": {"slide_type": "-"}}
+               for c in stubs)
+    executed = [dict(c, outputs=[{"output_type": "stream", "name": "stdout",
+                                  "text": stub_output("".join(c["source"]))}]) for c in stubs]
+    lines = sum(rendered_lines(c) for c in [markdown, *executed])
+    assert lines <= SLIDE_LINES, f"the Exercises slide takes {lines} lines"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
