@@ -2,11 +2,11 @@
 
 Binder's postBuild runs it so that, in the image, zig has its C libraries built for every
 cross target, the Go build cache holds every variant notebooks 05 and 07 build (musl's
-runtime included), the older Go toolchain of notebook 05, hashicorp/go-plugin with its
-modules (notebook 06) and the protoc plugins for Go that ``make protos`` and its test build
-are in the Go module cache, the protobuf messages of ``plugins/proto`` are generated, and
-the bench's hosts in C and Go (notebook 08) are built: nothing is fetched while notebooks or
-tests run.
+runtime included) and the Go host exercise 05.3's check builds, the older Go toolchain of
+notebook 05, hashicorp/go-plugin with its modules (notebook 06) and the protoc plugins for Go
+that ``make protos`` and its test build are in the Go module cache, the protobuf messages of
+``plugins/proto`` are generated, and the bench's hosts in C and Go (notebook 08) are built:
+nothing is fetched while notebooks or tests run.
 
 ``warm --for-image`` (what postBuild runs) then removes the older Go toolchain from the module
 cache (about 300 MB): its one build, notebook 05's plugin, is in labkit's cache by then, and
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .build import build_shared
 from .constants import GO_OTHER_TOOLCHAIN, ZIG_TARGETS
+from .exercises.go_plugins import judge_host
 from .gobuild import build_go
 from .gosamples import GO_SAMPLES, build_go_samples
 from .nativebench import build_native_hosts
@@ -39,9 +40,10 @@ _WASM_PROBE = "int warm(int x) { return 2 * x; }\n"  # wasm32-freestanding has n
 
 def warm(log: bool = True, for_image: bool = False) -> None:
     """Build the C probe natively and for every zig target, the sample C plugins, every Go
-    sample variant, the compile-time registry hosts, the RPC messages, the go-plugin host
-    and plugin, the modules of protoc's Go plugins (fetched, not built: only a test builds
-    them), the WebAssembly sample and the bench's hosts in C and Go."""
+    sample variant, the compile-time registry hosts, the Go host of exercise 05.3's check,
+    the RPC messages, the go-plugin host and plugin, the modules of protoc's Go plugins
+    (fetched, not built: only a test builds them), the WebAssembly sample and the bench's
+    hosts in C and Go."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -63,6 +65,9 @@ def warm(log: bool = True, for_image: bool = False) -> None:
         for host in ("stock", "custom"):
             build_go(f"registry/cmd/{host}", host, out_dir=Path(tmp) / "go")
         say(f"Go registry hosts: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        judge_host(Path(tmp))
+        say(f"the Go host exercise 05.3's check builds: {time.monotonic() - start:.1f} s")
         start = time.monotonic()
         generate()
         build_rpc_samples(Path(tmp) / "rpc")

@@ -57,7 +57,8 @@ def test_warm_builds_what_binder_pre_builds() -> None:
     proc = labkit_cli("warm", timeout=900)  # cold, musl's Go runtime alone takes ~90 s
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = ["C for this machine:", "C for aarch64-linux-gnu:", "C for wasm32-freestanding:",
-             "the sample plugins of plugins/c:", "Go registry hosts:"]
+             "the sample plugins of plugins/c:", "Go registry hosts:",
+             "the Go host exercise 05.3's check builds:"]
     lines += [f"Go sample {name}:" for name in labkit.GO_SAMPLES]
     for line in lines:
         assert line in proc.stdout

@@ -92,7 +92,9 @@ func main() {
 GO_TEXTS = ("plugin", "héllo, wörld", "", "ab")
 
 
-def _judge_host(tmp: Path) -> Path:
+def judge_host(tmp: Path) -> Path:
+    """Build the check's own Go host in ``tmp`` (a module of its own that uses the lab's
+    ``pluginlab/api``) and return the program."""
     module = tmp / "judge-host"
     module.mkdir()
     (module / "go.mod").write_text(
@@ -111,7 +113,7 @@ def reverses(answer: Any) -> str:
         lab = run_program([lab_host, "yours.so"], cwd=tmp, timeout=60)
         if not lab.ok:
             raise Refused(f"the lab's host said: {go_said(lab)}")
-        own = run_program([_judge_host(tmp), "yours.so", *GO_TEXTS], cwd=tmp, timeout=60)
+        own = run_program([judge_host(tmp), "yours.so", *GO_TEXTS], cwd=tmp, timeout=60)
     if not own.ok:
         raise Refused(f"the lab's host accepted it, but the check's host said: {go_said(own)}")
     got = [json.loads(line) for line in own.stdout.splitlines() if line.strip()]
