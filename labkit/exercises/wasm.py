@@ -24,7 +24,7 @@ def fuel_budget(answer: Any) -> str:
         raise Refused(f"{answer.path.name} exports no {', '.join(missing)}: load the sample of "
                       "section 1")
     if answer.fuel is None:
-        raise Refused("it was loaded without fuel: nothing would stop spin")
+        raise Refused("it was loaded without fuel: only a timeout would stop spin")
     plugin = load_wasm(answer.path, fuel=answer.fuel, timeout=LIMIT)
     for text in SHOUTED:
         try:
