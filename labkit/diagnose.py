@@ -19,62 +19,25 @@ flags are RTLD_NOW's: every symbol must resolve at load time.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .binding import missing_version, relocation_problems, version_problems
 from .constants import GLIBC_REFUSES_PIE, MACHINE_NAMES
-from .elf import ElfInfo, Symbol, host_e_machine, peek, read_elf
+from .dynamic import dynamic_of
+from .elf import ElfInfo, host_e_machine, peek, read_elf
 from .errors import ElfError, InputError
-from .loader import (
-    Missing,
-    Obj,
-    Plan,
-    Process,
-    Refused,
-    dynamic_of,
-    elf_of,
-    plan_dlopen,
-    plan_start,
-    relocations_of,
-    search,
-)
+from .loader import Missing, Obj, Plan, Process, Refused, plan_dlopen, plan_start, search
 from .paths import show
-from .statictls import StaticTls, glibc_version
+from .problem import Context as Context
+from .problem import Problem as Problem
+from .statictls import glibc_version
 
 _UNDEFINED = re.compile(r"undefined symbol: (\S+?)(?:,|$|\s)")
 _VERSION = re.compile(r"version `([^']+)' not found \(required by ([^)]+)\)")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a file will not load: a short ``kind``, what is wrong, and the fix."""
-
-    kind: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.message}\n  Fix: {self.fix}"
-
-    def line(self) -> str:
-        """The problem on one line: ``kind: message. Fix: fix``."""
-        return f"{self.kind}: {self.message.rstrip('.')}. Fix: {self.fix}"
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who would load the file, for the symbol check: ``host`` is a program whose exported
-    symbols count, ``provided`` a test for names already defined in the loading process,
-    ``require`` the names the host will look up with dlsym."""
-
-    host: ElfInfo | None = None
-    provided: Callable[[str], bool] | None = None
-    require: tuple[str, ...] = ()
 
 
 def diagnose_load(
@@ -178,19 +141,6 @@ def type_problems(info: ElfInfo) -> list[Problem]:
     return []
 
 
-def newest_version(defs: Sequence[str], like: str = "") -> str | None:
-    """The newest public version among a library's version definitions: GLIBC_PRIVATE and
-    other ``*_PRIVATE`` names left out, versions of ``like``'s family (``GLIBC_`` for
-    ``GLIBC_2.99``) compared by number, so ``GLIBC_2.36`` is newer than ``GLIBC_2.4``."""
-    public = [d for d in defs if not d.endswith("PRIVATE")]
-    family = re.match(r"(.*?)[\d.]*$", like)
-    prefix = family[1] if family and family[1] else ""
-    numbered = [d for d in public if prefix and re.fullmatch(re.escape(prefix) + r"\d+(\.\d+)*", d)]
-    if numbered:
-        return max(numbered, key=lambda d: tuple(int(n) for n in d[len(prefix):].split(".")))
-    return public[-1] if public else None
-
-
 def _process(context: Context, env: Mapping[str, str]) -> Process:
     if context.host is not None:
         return Process.start(context.host.path, env)
@@ -236,8 +186,8 @@ def _run_problems(info: ElfInfo, env: Mapping[str, str]) -> list[Problem]:
             continue  # the missing musl interpreter already says it
         problems.append(_failure_problem(info, failure))
     if plan.ok:
-        problems += _version_problems(plan)
-        problems += _relocation_problems(plan, Context(), plan.order, tls=False)
+        problems += version_problems(plan)
+        problems += relocation_problems(plan, Context(), plan.order, tls=False)
     return problems
 
 
@@ -266,11 +216,11 @@ def _program_problems(info: ElfInfo) -> list[Problem]:
 def _plan_problems(info: ElfInfo, plan: Plan, context: Context) -> list[Problem]:
     problems = [_failure_problem(info, failure) for failure in plan.failures]
     if plan.ok:
-        problems += _version_problems(plan)
+        problems += version_problems(plan)
         scope: list[Obj] = []
         if context.host is not None:
             scope = [obj for obj in plan.process.objects if obj.startup]
-        problems += _relocation_problems(plan, context, scope + plan.order, tls=True)
+        problems += relocation_problems(plan, context, scope + plan.order, tls=True)
     return problems
 
 
@@ -353,200 +303,6 @@ def _refused_problem(refused: Refused, info: ElfInfo | None) -> Problem:
     )
 
 
-def _version_problems(plan: Plan) -> list[Problem]:
-    return [_missing_version(obj.path, version, library, lib, provider.path)
-            for obj, version, library, lib, provider in _missing_versions(plan)]
-
-
-def _missing_versions(plan: Plan) -> list[tuple[Obj, str, str, ElfInfo, Obj]]:
-    """elf/dl-version.c, object by object in search-list order: every version an object
-    requires of a library must be defined there (a library without version definitions
-    satisfies any). Returns (object, version, library name, library, its object) for each
-    missing."""
-    missing = []
-    for obj in (o for o in plan.order if any(o is n for n in plan.new)):
-        for need in elf_of(obj.path).version_needs:
-            provider = next((d for d in [*obj.deps, *plan.order] if need.library in d.names),
-                            None)
-            if provider is None:
-                continue
-            lib = elf_of(provider.path)
-            if not lib.versioned:
-                continue
-            missing += [(obj, version, need.library, lib, provider)
-                        for version in need.versions
-                        if version not in lib.version_defs and version not in need.weak]
-    return missing
-
-
-def _missing_version(path: Path, version: str, library: str, lib: ElfInfo | None,
-                     found: Path | None = None) -> Problem:
-    """``version`` of ``library`` missing for ``path``; ``lib`` is the library the loader
-    found (at ``found``, as the loader names it), whose newest public version is named."""
-    newest = ""
-    latest = newest_version(lib.version_defs, version) if lib is not None else None
-    if lib is not None and latest is not None:
-        where = show(found if found is not None else lib.path)
-        newest = f"; the {library} found here ({where}) stops at {latest!r}"
-    glibc = version.startswith("GLIBC_")
-    return Problem(
-        "missing-version",
-        f"{show(path)!r} needs symbol version {version!r} of {library!r}, which the "
-        f"library on this machine does not provide{newest}: it was built against a newer "
-        f"{'glibc' if glibc else 'version of the library'}",
-        "build it on, or for, the oldest system it must run on (zig cc can target an older "
-        "glibc: -target x86_64-linux-gnu.2.28)" if glibc else
-        f"install the newer {library} it was built against, or rebuild it against the "
-        "one installed here",
-    )
-
-
-def _relocation_problems(
-    plan: Plan, context: Context, scope: list[Obj], *, tls: bool,
-) -> list[Problem]:
-    """The relocation pass, object by object in the loader's order: undefined symbols
-    (looked up in ``scope``, the host's objects then the load's search list) and, with
-    ``tls``, TLS blocks the initial-exec model needs in static TLS."""
-    static = copy.deepcopy(plan.process.tls) if tls else None
-    placed = plan.process.placed_tls() if tls else set()
-    exports = _Exports()
-    missing_versions = {(id(obj), version) for obj, version, *_ in _missing_versions(plan)}
-    problems: list[Problem] = []
-    for obj in plan.relocation_order():
-        info = elf_of(obj.path)
-        unresolved: list[str] = []
-        at = len(problems)
-        for reloc in relocations_of(obj.path):
-            if reloc.kind == "symbol":
-                sym = info.symbols[reloc.index - 1] if 0 < reloc.index <= len(info.symbols) \
-                    else None
-                if sym is None or sym.binding == "WEAK" or sym.name in unresolved:
-                    continue
-                if (id(obj), sym.version) in missing_versions:
-                    continue  # a missing version already explains it
-                if exports.resolves(sym, scope, context.provided):
-                    continue
-                if not unresolved:
-                    at = len(problems)
-                unresolved.append(sym.name)
-            elif static is not None:
-                target = _tls_target(obj, reloc.symbol, reloc.defined, plan, exports)
-                if target is None or target.dyn.tls is None or target.path in placed:
-                    continue
-                if static.allocate(target.dyn.tls, optional=reloc.kind == "tlsdesc"):
-                    placed.add(target.path)
-                elif reloc.kind == "tpoff":
-                    problems.append(_static_tls_problem(target, obj, static, plan.process))
-                    placed.add(target.path)
-        if unresolved:
-            problems.insert(at, _undefined_problem(obj, plan, unresolved, context))
-    return problems
-
-
-def _tls_target(obj: Obj, symbol: str | None, defined: bool, plan: Plan,
-                exports: _Exports) -> Obj | None:
-    """The object whose TLS block a relocation names: the object itself, or the first in
-    the search list that defines the symbol."""
-    if symbol is None or defined:
-        return obj
-    for other in plan.order:
-        if other.dyn.tls is not None and symbol in exports.of(other):
-            return other
-    return None
-
-
-class _Exports:
-    """The symbols each object exports, read once per diagnosis."""
-
-    def __init__(self) -> None:
-        self._by_path: dict[Path, dict[str, list[Symbol]]] = {}
-
-    def of(self, obj: Obj) -> dict[str, list[Symbol]]:
-        table = self._by_path.get(obj.path)
-        if table is None:
-            table = {}
-            for s in elf_of(obj.path).symbols:
-                if s.defined and s.binding in ("GLOBAL", "WEAK", "GNU_UNIQUE") and \
-                        s.visibility in ("DEFAULT", "PROTECTED"):
-                    table.setdefault(s.name, []).append(s)
-            self._by_path[obj.path] = table
-        return table
-
-    def resolves(self, ref: Symbol, scope: Iterable[Obj],
-                 provided: Callable[[str], bool] | None) -> bool:
-        """Whether some object of ``scope`` defines ``ref`` in the version it asks for, as
-        elf/dl-lookup.c's check_match accepts: the same version, or a definition with no
-        version that is not hidden; a reference without a version takes any non-hidden
-        definition."""
-        if provided is not None and provided(ref.name):
-            return True
-        for obj in scope:
-            for definition in self.of(obj).get(ref.name, ()):
-                if definition.version == ref.version and ref.version is not None:
-                    return True
-                if definition.version is None and not definition.hidden:
-                    return True
-                if ref.version is None and not definition.hidden:
-                    return True
-        return False
-
-
-def _undefined_problem(obj: Obj, plan: Plan, unresolved: list[str],
-                       context: Context) -> Problem:
-    names = ", ".join(repr(n) for n in unresolved[:5])
-    if len(unresolved) > 5:
-        names += f" and {len(unresolved) - 5} more"
-    one = len(unresolved) == 1
-    host = context.host
-    if host is not None:
-        where = f"it, the libraries it needs, nor the host {show(host.path)!r} defines"
-    elif context.provided is not None:
-        where = "it, the libraries it needs, nor anything loaded globally before it defines"
-    else:
-        where = ("it nor the libraries it needs define (a host program may still provide "
-                 f"{'it' if one else 'them'}: check with --host HOST)")
-    who = repr(show(obj.path))
-    if obj is not plan.root and plan.root is not None:
-        who += f" (needed by {show(plan.root.path)!r})"
-    return Problem(
-        "undefined-symbol",
-        f"{who} uses the symbol{'' if one else 's'} {names}, which neither {where}",
-        "link the library that defines it (libs=[...] when building), or load that "
-        "library first with RTLD_GLOBAL; a host exports its own functions only when linked "
-        "with -rdynamic; check the name for typos",
-    )
-
-
-def _static_tls_problem(target: Obj, user: Obj, tls: StaticTls, process: Process) -> Problem:
-    block = target.dyn.tls
-    assert block is not None
-    release = ".".join(map(str, glibc_version()))
-    optional = tls.tunables.get("glibc.rtld.optional_static_tls", 512)
-    via = "" if user is target else f" through {show(user.path)!r}"
-    if block.align > tls.align:
-        why = (f"its block is aligned to {block.align} bytes, more than the {tls.align} the "
-               "static TLS block is aligned to")
-        raise_by = 0
-    else:
-        why = (f"{process.what} has {tls.free} bytes of it free (glibc {release}, "
-               f"glibc.rtld.optional_static_tls={optional})")
-        raise_by = -(-(block.size + block.first_byte - tls.free) // 64) * 64
-    tunable = (f"; or give the process more surplus before it starts: GLIBC_TUNABLES="
-               f"glibc.rtld.optional_static_tls={optional + raise_by}") if raise_by > 0 else ""
-    return Problem(
-        "static-tls",
-        f"{show(target.path)!r} has {block.size} bytes of thread-local storage used with the "
-        f"initial-exec TLS model{via} (DF_STATIC_TLS), so the loader must place them in the "
-        "static TLS block, where a library loaded after the program started gets only the "
-        f"surplus glibc keeps for it; {why}: dlopen says 'cannot allocate memory in static "
-        "TLS block'",
-        "build it with the default global-dynamic TLS model (no tls_model(\"initial-exec\"), "
-        "no -ftls-model=initial-exec) or with TLS descriptors (-mtls-dialect=gnu2), or "
-        "make the block smaller; or load it when the program starts (link the program "
-        f"with it, or LD_PRELOAD it){tunable}",
-    )
-
-
 def _required_problems(info: ElfInfo, require: Iterable[str]) -> list[Problem]:
     exported = set(info.exported)
     return [
@@ -579,7 +335,7 @@ def _dlerror_problems(p: Path, dlerror: str, already: list[Problem]) -> list[Pro
     for version, needer in _VERSION.findall(dlerror):
         if repr(version) in known:
             continue
-        problems.append(_missing_version(Path(needer), version, "a library it needs", None))
+        problems.append(missing_version(Path(needer), version, "a library it needs", None))
     if not problems and not already:
         problems.append(Problem(
             "loader", f"the loader refused {show(p)!r}: {dlerror.strip()}",

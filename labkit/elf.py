@@ -2,11 +2,10 @@
 
 :func:`read_elf` returns an :class:`ElfInfo` (class, machine, type, interpreter, needed
 libraries, soname, rpath/runpath, the flags of the dynamic section, the TLS segment, dynamic
-symbols with binding, visibility and version, the symbol versions the file requires).
-:func:`read_dynamic` reads only the program headers and the dynamic section, cheaply enough
-to ask of every library a process has mapped; :func:`tls_relocations` lists the relocations
-that place a TLS block in static TLS. :func:`peek` reads only the identification bytes and
-works on any file. Bad input raises :class:`~labkit.errors.ElfError` naming the cause.
+symbols with binding, visibility and version, the symbol versions the file requires and
+defines). :func:`peek` reads only the identification bytes and works on any file.
+:mod:`labkit.dynamic` reads the dynamic section and relocations alone, cheaply. Bad input
+raises :class:`~labkit.errors.ElfError` naming the cause.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from .constants import (
     DF_STATIC_TLS,
     HOST_MACHINES,
     MACHINE_NAMES,
-    TLS_RELOCATIONS,
 )
 from .errors import ElfError, InputError
 from .paths import show
@@ -112,45 +110,6 @@ class TlsSegment:
 
 
 @dataclass(frozen=True)
-class Relocation:
-    """A dynamic relocation the loader can fail on: ``kind`` "tpoff" (the initial-exec TLS
-    model: the block must go in static TLS), "tlsdesc" (a TLS descriptor: static TLS if
-    there is room) or "symbol" (the first relocation that names an undefined symbol);
-    ``symbol`` the symbol's name (None for the file's own TLS block, addressed without a
-    symbol), ``index`` its index in the dynamic symbol table, ``defined`` whether the file
-    defines it."""
-
-    kind: str
-    symbol: str | None
-    index: int
-    defined: bool
-
-
-@dataclass(frozen=True)
-class Dynamic:
-    """What :func:`read_dynamic` reads: the header, the interpreter, the TLS segment and the
-    dynamic section, without the symbol tables."""
-
-    path: Path
-    elf_class: int
-    e_machine: str
-    e_type: str  # "ET_DYN", "ET_EXEC", ...
-    interpreter: str | None
-    needed: tuple[str, ...]
-    soname: str | None
-    rpath: tuple[str, ...]
-    runpath: tuple[str, ...]
-    flags: int
-    flags_1: int
-    tls: TlsSegment | None
-
-    @property
-    def static_tls(self) -> bool:
-        """DF_STATIC_TLS: the linker saw the initial-exec TLS model in it."""
-        return bool(self.flags & DF_STATIC_TLS)
-
-
-@dataclass(frozen=True)
 class ElfInfo:
     """Everything :func:`read_elf` learned about one ELF file."""
 
@@ -172,6 +131,7 @@ class ElfInfo:
     flags_1: int = 0  # DT_FLAGS_1
     tls: TlsSegment | None = None
     versioned: bool = False  # it has a DT_VERDEF section, so versions can be missing from it
+    symbol_versions: bool = False  # it has a DT_VERSYM section: its symbols carry versions
 
     @property
     def pie(self) -> bool:
@@ -356,7 +316,7 @@ def read_soname(path: str | os.PathLike[str]) -> str | None:
                     for tag in sec.iter_tags("DT_SONAME"):
                         return str(tag.soname)
     except (ELFError, ELFParseError, struct.error, ValueError) as exc:
-        raise _damaged(p, exc) from exc
+        raise damaged(p, exc) from exc
     return None
 
 
@@ -374,14 +334,15 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
             return _parse(p, f)
     except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
             AttributeError, TypeError) as exc:
-        raise _damaged(p, exc) from exc
+        raise damaged(p, exc) from exc
     except Exception as exc:  # construct's StreamError and friends on a cut-off file
         if type(exc).__module__.startswith(("construct", "elftools")):
-            raise _damaged(p, exc) from exc
+            raise damaged(p, exc) from exc
         raise
 
 
-def _damaged(p: Path, exc: BaseException) -> ElfError:
+def damaged(p: Path, exc: BaseException) -> ElfError:
+    """The error for a file that starts like ELF and then cannot be read."""
     size = p.stat().st_size
     return ElfError(
         f"{show(p)!r} starts like an ELF file but cannot be read ({size} bytes; "
@@ -430,8 +391,8 @@ def _parse(p: Path, f: Any) -> ElfInfo:
     from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
 
     elf = ELFFile(f)
-    interpreter, tls = _segments(elf)
-    dynamic = _DynamicTags()
+    interpreter, tls = interpreter_and_tls(elf)
+    dynamic = DynamicTags()
     versym = verneed = verdef = None
     sections: list[Section] = []
     for sec in elf.iter_sections():
@@ -483,11 +444,13 @@ def _parse(p: Path, f: Any) -> ElfInfo:
         flags_1=dynamic.flags_1,
         tls=tls,
         versioned=verdef is not None,
+        symbol_versions=versym is not None,
     )
 
 
-class _DynamicTags:
-    """The tags of a dynamic section that the loader acts on, as read from pyelftools."""
+class DynamicTags:
+    """The tags of a dynamic section that the loader acts on, as read from pyelftools (for
+    :func:`read_elf` and :func:`labkit.dynamic.read_dynamic`)."""
 
     def __init__(self) -> None:
         self.needed: list[str] = []
@@ -515,7 +478,7 @@ class _DynamicTags:
                 self.flags_1 = tag.entry.d_val
 
 
-def _segments(elf: Any) -> tuple[str | None, TlsSegment | None]:
+def interpreter_and_tls(elf: Any) -> tuple[str | None, TlsSegment | None]:
     """The interpreter (PT_INTERP) and the TLS block (PT_TLS, when it is not empty)."""
     interpreter = tls = None
     seg: Any  # pyelftools adds get_interp_name() to PT_INTERP segments at run time
@@ -526,95 +489,6 @@ def _segments(elf: Any) -> tuple[str | None, TlsSegment | None]:
             align = max(int(seg["p_align"]), 1)
             tls = TlsSegment(int(seg["p_memsz"]), align, int(seg["p_vaddr"]) & (align - 1))
     return interpreter, tls
-
-
-def read_dynamic(path: str | os.PathLike[str]) -> Dynamic:
-    """The header, interpreter, TLS segment and dynamic section of ``path``, without its
-    symbol tables: about twenty times faster than :func:`read_elf` on a large library.
-
-    Raises :class:`ElfError` or :class:`InputError` as :func:`read_elf` does.
-    """
-    from elftools.common.exceptions import ELFError, ELFParseError
-    from elftools.elf.dynamic import DynamicSection
-    from elftools.elf.elffile import ELFFile
-
-    p = check_complete(path).path
-    try:
-        with open(p, "rb") as f:
-            elf = ELFFile(f)
-            interpreter, tls = _segments(elf)
-            dynamic = _DynamicTags()
-            for sec in elf.iter_sections(type="SHT_DYNAMIC"):
-                if isinstance(sec, DynamicSection):
-                    dynamic.read(sec)
-            return Dynamic(
-                p, elf.elfclass, str(elf["e_machine"]), str(elf["e_type"]), interpreter,
-                tuple(dynamic.needed), dynamic.soname, tuple(dynamic.rpath),
-                tuple(dynamic.runpath), dynamic.flags, dynamic.flags_1, tls,
-            )
-    except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
-            AttributeError, TypeError) as exc:
-        raise _damaged(p, exc) from exc
-
-
-def load_relocations(path: str | os.PathLike[str]) -> tuple[Relocation, ...]:
-    """The dynamic relocations of ``path`` that can make a load fail, in the order the
-    loader applies them (see :class:`Relocation`): those that need static TLS, and the
-    first that names each undefined symbol. Reads the relocation tables in bulk and looks
-    up only the symbols these relocations name.
-
-    Raises :class:`ElfError` or :class:`InputError` as :func:`read_elf` does.
-    """
-    from elftools.common.exceptions import ELFError, ELFParseError
-    from elftools.elf.elffile import ELFFile
-
-    p = check_complete(path).path
-    try:
-        with open(p, "rb") as f:
-            elf = ELFFile(f)
-            kinds = TLS_RELOCATIONS.get(str(elf["e_machine"]), {})
-            dynsym: Any = elf.get_section_by_name(".dynsym")  # a SymbolTableSection
-            if dynsym is None:
-                return ()
-            link = elf.get_section_index(".dynsym")
-            found: list[Relocation] = []
-            named: set[int] = set()
-            for sec in elf.iter_sections():
-                if sec["sh_type"] not in ("SHT_RELA", "SHT_REL") or sec["sh_link"] != link:
-                    continue
-                for kind_number, index in _relocation_entries(elf, sec):
-                    kind = kinds.get(kind_number)
-                    if index == 0:
-                        if kind is not None:
-                            found.append(Relocation(kind, None, 0, True))
-                        continue
-                    if kind is None and index in named:
-                        continue
-                    sym = dynsym.get_symbol(index)
-                    defined = sym["st_shndx"] != "SHN_UNDEF"
-                    if not defined and index not in named:  # looked up first, then placed
-                        found.append(Relocation("symbol", sym.name, index, False))
-                    named.add(index)
-                    if kind is not None:
-                        found.append(Relocation(kind, sym.name, index, defined))
-            return tuple(found)
-    except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
-            AttributeError, TypeError) as exc:
-        raise _damaged(p, exc) from exc
-
-
-def _relocation_entries(elf: Any, sec: Any) -> Iterator[tuple[int, int]]:
-    """(type, symbol index) of each entry of a REL or RELA section, read in bulk."""
-    end = "<" if elf.little_endian else ">"
-    rela = sec["sh_type"] == "SHT_RELA"
-    if elf.elfclass == 64:
-        layout, shift, mask = end + ("QQq" if rela else "QQ"), 32, 0xFFFFFFFF
-    else:
-        layout, shift, mask = end + ("IIi" if rela else "II"), 8, 0xFF
-    size = struct.calcsize(layout)
-    data = sec.data()
-    for entry in struct.iter_unpack(layout, data[: len(data) - len(data) % size]):
-        yield entry[1] & mask, entry[1] >> shift
 
 
 def _version_names(verneed: Any, verdef: Any) -> dict[int, str]:

@@ -43,16 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .constants import DEFAULT_LIBRARY_DIRS, DF_1_NODEFLIB, DF_1_NOOPEN, DF_1_PIE
-from .elf import (
-    Dynamic,
-    ElfInfo,
-    Relocation,
-    host_e_machine,
-    load_relocations,
-    peek,
-    read_dynamic,
-    read_elf,
-)
+from .dynamic import Dynamic, Relocation, dynamic_of, elf_of, relocations_of
+from .elf import host_e_machine, peek
 from .errors import ElfError, InputError
 from .statictls import StaticTls, glibc_version, read_auxv
 
@@ -60,7 +52,9 @@ from .statictls import StaticTls, glibc_version, read_auxv
 @dataclass(eq=False)
 class Obj:
     """One object in a process: ``path`` as the loader names it (the path it opened, not
-    resolved), ``names`` the names it answers to, ``loader`` the object whose DT_NEEDED
+    resolved), ``names`` the names it answers to (l_name and l_libname: the names it was
+    asked for, DSTs expanded; its soname only once a request matched it), ``loader`` the
+    object whose DT_NEEDED
     brought it in (None for the program and for what dlopen opened), ``found`` how it was
     found, in words, ``deps`` its dependencies once mapped."""
 
@@ -175,8 +169,8 @@ class Process:
                 dyn = dynamic_of(path)
             except (ElfError, InputError, OSError):
                 continue  # the vDSO has no file
-            names = {str(path)} | ({dyn.soname} if dyn.soname else set())
-            objects.append(Obj(path, dyn, names, program=not name, found="this process"))
+            objects.append(Obj(path, dyn, {name or ""}, program=not name,
+                               found="this process"))
         _link(objects)
         program = next((o.path.name for o in objects if o.program), "")
         return cls(objects, os.environ, host_e_machine(), f"this process ({program})")
@@ -189,11 +183,21 @@ class Process:
         return plan_start(program, env).process
 
     def find(self, name: str, extra: Sequence[Obj] = ()) -> Obj | None:
-        """The loaded object ``name`` means (``_dl_name_match_p`` and the soname)."""
+        """The loaded object ``name`` means, as ``_dl_map_object`` looks first: one that
+        answers to the name, or whose soname it is (which it then answers to)."""
         for obj in [*self.objects, *extra]:
             if name in obj.names:
                 return obj
+            if obj.dyn.soname == name:
+                obj.names.add(name)
+                return obj
         return None
+
+    def answering(self, name: str, extra: Sequence[Obj] = ()) -> Obj | None:
+        """The loaded object that answers to ``name`` as it is (``_dl_name_match_p``: its
+        path or a name it was asked for, no soname), as elf/dl-version.c looks for the
+        library a version requirement names."""
+        return next((obj for obj in [*self.objects, *extra] if name in obj.names), None)
 
     def find_file(self, path: Path, extra: Sequence[Obj] = ()) -> Obj | None:
         """The loaded object that is the file ``path`` (same device and inode)."""
@@ -444,8 +448,7 @@ def _map(path: Path, name: str, how: str, loader: Obj | None, *,
     if dlopen and dyn.flags_1 & DF_1_NOOPEN:
         return None, Refused(path, "no-dlopen", "shared object cannot be dlopen()ed",
                              loader, name)
-    names = {name, str(path)} | ({dyn.soname} if dyn.soname else set())
-    return Obj(path, dyn, names, loader=loader, found=how), None
+    return Obj(path, dyn, {name, str(path)}, loader=loader, found=how), None
 
 
 def expand(text: str, obj: Obj | None) -> str | None:
@@ -513,7 +516,7 @@ def _link(objects: list[Obj]) -> None:
         for name in obj.dyn.needed:
             dep = by_name.get(Path(name).name)
             if dep is not None:
-                dep.names.add(name)
+                dep.names.add(expand(name, obj) or name)
                 obj.deps.append(dep)
     program = next((o for o in objects if o.program), None)
     if program is None:
@@ -585,42 +588,6 @@ def system_folders(interpreter: str | None = None) -> tuple[str, ...]:
         out = ""
     folders = tuple(re.findall(r"^\s+(/\S*) \(system search path\)$", out, re.M))
     return folders or DEFAULT_LIBRARY_DIRS
-
-
-def dynamic_of(path: Path) -> Dynamic:
-    """:func:`~labkit.elf.read_dynamic`, cached while the file is unchanged."""
-    resolved = path.resolve()
-    return _dynamic_cached(str(resolved), resolved.stat().st_mtime_ns)
-
-
-def elf_of(path: Path) -> ElfInfo:
-    """:func:`~labkit.elf.read_elf`, cached while the file is unchanged."""
-    resolved = path.resolve()
-    return _elf_cached(str(resolved), resolved.stat().st_mtime_ns)
-
-
-def relocations_of(path: Path) -> tuple[Relocation, ...]:
-    """:func:`~labkit.elf.load_relocations`, cached while the file is unchanged."""
-    resolved = path.resolve()
-    return _relocations_cached(str(resolved), resolved.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=512)
-def _dynamic_cached(path: str, mtime: int) -> Dynamic:
-    del mtime  # part of the cache key only
-    return read_dynamic(path)
-
-
-@functools.lru_cache(maxsize=256)
-def _elf_cached(path: str, mtime: int) -> ElfInfo:
-    del mtime  # part of the cache key only
-    return read_elf(path)
-
-
-@functools.lru_cache(maxsize=512)
-def _relocations_cached(path: str, mtime: int) -> tuple[Relocation, ...]:
-    del mtime  # part of the cache key only
-    return load_relocations(path)
 
 
 _EMPTY = Dynamic(Path(""), 64, "", "", None, (), None, (), (), 0, 0, None)
