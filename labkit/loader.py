@@ -38,6 +38,7 @@ import os
 import re
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,7 @@ class Process:
         """This process: what ``dl_iterate_phdr`` lists, the program first."""
         objects: list[Obj] = []
         for name in _mapped_names():
-            path = Path(name) if name else Path(os.readlink("/proc/self/exe"))
+            path = Path(name) if name else _this_program()
             try:
                 dyn = dynamic_of(path)
             except (ElfError, InputError, OSError):
@@ -532,6 +533,14 @@ def _link(objects: list[Obj]) -> None:
             if not dep.startup:
                 dep.startup = True
                 queue.append(dep)
+
+
+def _this_program() -> Path:
+    """This process's program (the kernel's name for it; Python's where /proc is missing)."""
+    try:
+        return Path(os.readlink("/proc/self/exe"))
+    except OSError:
+        return Path(os.path.realpath(sys.executable))
 
 
 def _mapped_names() -> list[str]:
