@@ -99,7 +99,7 @@ def explain(
     )
     checked = _checked(info) if info is not None else ""
     notes: list[str] = []
-    if run and info is not None:
+    if run and info is not None and not problems:  # it runs; as a plugin it would not load
         notes += [_not_a_plugin(problem) for problem in type_problems(info)]
     if info is not None:
         go = _go_info(p)
