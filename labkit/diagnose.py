@@ -30,7 +30,17 @@ from .constants import GLIBC_REFUSES_PIE, MACHINE_NAMES
 from .dynamic import dynamic_of
 from .elf import ElfInfo, host_e_machine, peek, read_elf
 from .errors import ElfError, InputError
-from .loader import Missing, Obj, Plan, Process, Refused, plan_dlopen, plan_start, search
+from .loader import (
+    Missing,
+    Obj,
+    Plan,
+    Process,
+    Refused,
+    expand,
+    plan_dlopen,
+    plan_start,
+    search,
+)
 from .paths import show
 from .problem import Context as Context
 from .problem import Problem as Problem
@@ -251,10 +261,25 @@ def _failure_problem(info: ElfInfo, failure: Missing | Refused) -> Problem:
     return Problem(
         "missing-library",
         f"{show(info.path)!r} needs {failure.name!r}{through}, which the loader cannot find "
-        f"(searched {where})",
+        f"(searched {where}){_runpath_hint(failure)}",
         f"install the package that provides {failure.name}, or put its folder on "
         f"LD_LIBRARY_PATH, or {beside}",
     )
+
+
+def _runpath_hint(failure: Missing) -> str:
+    """When the missing library sits in a folder of an outer object's DT_RUNPATH: a RUNPATH
+    serves only its own object's dependencies, unlike a DT_RPATH."""
+    outer = failure.needer.loader
+    while outer is not None:
+        for folder in outer.dyn.runpath:
+            expanded = expand(folder, outer)
+            if expanded and (Path(expanded) / failure.name).is_file():
+                return (f"; {show(Path(expanded) / failure.name)} is in the DT_RUNPATH of "
+                        f"{outer.label}, but a RUNPATH serves only its own object's "
+                        "dependencies (a DT_RPATH, -Wl,--disable-new-dtags, serves all below it)")
+        outer = outer.loader
+    return ""
 
 
 def _chain(needer: Obj) -> list[str]:
