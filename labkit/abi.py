@@ -1,12 +1,18 @@
 """Comparing the binary interfaces of two builds: libabigail's abidiff, and struct layouts.
 
 :func:`abi_diff` runs ``abidiff OLD NEW`` and turns its report into an :class:`AbiReport`:
-a verdict (compatible or not) and the list of changes (removed symbols, changed parameter
-and return types, type sizes, member offsets, enumerator values). abidiff's exit status is
-a bit field (libabigail's manual, "abidiff return values"): 1 error, 2 usage error, 4 an ABI
-change, 8 an incompatible ABI change. abidiff sets 8 only for removed symbols and leaves
-type changes at 4, "to be reviewed"; labkit reviews them: a changed size, offset, type or
-enumerator value breaks callers built against the old layout.
+a verdict (compatible or not) and the list of changes (removed symbols, parameters added,
+removed or changed, return types, type sizes, member offsets, enumerator values). abidiff's
+exit status is a bit field (libabigail's manual, "abidiff return values"): 1 error, 2 usage
+error, 4 an ABI change, 8 an incompatible ABI change. abidiff sets 8 only for changes it is
+sure break, such as a removed function or variable (in 2.2 to 2.6 also a changed SONAME or
+architecture, and C++ virtual table changes; from 2.7 a harmful change to a function's own
+return or parameter type too), and leaves the rest at 4, "to be reviewed": in 2.2-2.6 a
+changed type reached through a pointer sets only bit 4 (and 2.2 sets only 4 for a function
+that gained a parameter). labkit reviews them: any change to a function's parameters or
+return type (one added or removed, a type changed), and a changed size, offset, type or
+enumerator value, breaks callers built against the old interface; only adding a ``const``
+or ``volatile`` is left as compatible.
 
 abidiff's wording changes between libabigail releases; labkit reads every release from 2.2
 (Debian 12) to 2.6 (Debian 13) the same way, so a report reads alike on Binder, in CI and on
@@ -41,7 +47,7 @@ ABIDIFF_BITS = {1: "ERROR", 2: "USAGE_ERROR", 4: "ABI_CHANGE", 8: "ABI_INCOMPATI
 BREAKING = frozenset({
     "removed-function", "removed-variable", "removed-symbol", "size-changed",
     "offset-changed", "member-inserted", "member-removed", "enumerator-changed",
-    "type-changed",
+    "type-changed", "parameter-added", "parameter-removed", "entity-changed",
 })
 _TIMEOUT = 120
 #: DWARF's DW_LANG codes for C: C89, C, C99, C11 (DWARF 5, section 7.12), and C17 (0x2C,
@@ -53,13 +59,21 @@ _QUOTED = re.compile(r"'[^'\n]*'")
 #: or ``type of 'int count' changed``.
 _THROUGH = re.compile(r"type of '[^']*?\(\*\s*(\w+)\)[^']*' changed|type of '[^']*?(\w+)' changed")
 
+#: A named type in a line of the report: ``'struct lab_options'``, ``'const typedef lab_plugin'``.
+_NAMED = re.compile(r"'(?:const )?((?:struct|enum|union) \w+|typedef \w+)'")
 _SECTION = re.compile(r"^\d+ (Removed|Added|Changed)? ?(?:function|variable)")
 _CHANGES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("size-changed", re.compile(r"type size changed from (\d+) to (\d+) \(in bits\)")),
     ("offset-changed", re.compile(r"'([^']+)' offset changed from (\d+) to (\d+)")),
     ("enumerator-changed", re.compile(r"'([^']+)' from value '([^']+)' to '([^']+)'")),
     ("type-changed", re.compile(r"type name changed from '([^']+)' to '([^']+)'")),
+    ("parameter-added", re.compile(r"^parameter \d+ of type '[^']*' was added")),
+    ("parameter-removed", re.compile(r"^parameter \d+ of type '[^']*' was removed")),
+    ("entity-changed", re.compile(r"entity changed from '([^']+)' to '([^']+)'")),
 )
+#: Adding or dropping a qualifier: ``entity changed from 'char' to 'const char'``.
+_QUALIFIER = re.compile(r"entity changed from '(?:(?:const|volatile) )?([^']+)' to "
+                        r"'(?:(?:const|volatile) )?\1'")
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,8 @@ def parse_report(text: str, *, c: bool = False) -> list[Change]:
         else:
             for kind, pattern in _CHANGES:
                 if pattern.search(line):
+                    if kind == "entity-changed" and _QUALIFIER.search(line):
+                        kind = "qualifier-changed"  # callers keep working
                     changes.append(Change(kind, _where(function, context), line))
                     break
     return changes
@@ -217,18 +233,33 @@ def _listed_kind(mark: str, section: str) -> str:
 
 
 def _where(function: str, context: list[str]) -> str:
-    """The function, the member it goes through, and the innermost named type or
-    parameter the change sits in (``lab_plugin_entry(void): member scale: return type``)."""
-    inner = member = ""
-    for line in reversed(context):
-        named = re.search(r"'(?:const )?((?:struct|enum|union) \w+|typedef \w+)'", line)
-        param = re.match(r"(parameter \d+|return type)", line)
+    """The path from the function to the change, outermost first: each parameter, return
+    type and member it goes through, the struct a member belongs to when no signature shows
+    it, and the type the change sits in. ``lab_plugin_entry(void): member create: return
+    type: struct lab_state: member options: struct lab_options`` is the member ``options`` of
+    the ``struct lab_state`` that ``create``, a member of the returned ``lab_plugin``,
+    returns; ``member scale: parameter 2`` a parameter of the function pointer ``scale``."""
+    steps: list[tuple[str, str]] = []  # ("param" | "member" | "type", words)
+    for line in context:
+        param = re.match(r"(parameter \d+|return type)\b", line)
         through = _THROUGH.match(line)
-        if not inner and (named or param):
-            inner = named[1] if named else param[1] if param else ""
-        elif through and not member:
-            member = f"member {through[1] or through[2]}"
-    return ": ".join(part for part in (function, member, inner) if part)
+        named = _NAMED.search(line)
+        if param:
+            steps.append(("param", param[1]))  # a parameter's type shows in its signature
+        elif through:
+            steps.append(("member", f"member {through[1] or through[2]}"))
+        elif named:
+            if steps and steps[-1][0] == "type":
+                steps.pop()  # a typedef, then the struct underneath: the struct
+            steps.append(("type", named[1]))
+    if steps[:1] == [("param", "return type")] and steps[1:2] and steps[1][0] == "type":
+        del steps[0 if len(steps) == 2 else slice(0, 2)]  # the signature shows the return type
+    kept = [
+        words for i, (kind, words) in enumerate(steps)
+        if not (kind == "type" and 0 < i < len(steps) - 1 and steps[i - 1][0] == "member"
+                and steps[i + 1][0] == "member")  # the member's own name says it
+    ]
+    return ": ".join([function, *kept] if function else kept)
 
 
 @dataclass(frozen=True)

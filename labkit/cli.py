@@ -11,9 +11,11 @@ import sys
 
 from .errors import LabkitError
 
-_EXPLAIN = """exit status: 0 it will load (or run), 1 it will not (this includes a file that is
-empty, not ELF or truncated), 2 a usage or tool error (a missing path, a directory, an
-unreadable file, a host labkit cannot read)."""
+_EXPLAIN = """A shared object is checked for loading with dlopen, a program for running; --load,
+--host or --require check a program for loading too (dlopen refuses programs). Exit status:
+0 it will load (or run), 1 it will not (this includes a file that is empty, not ELF or
+truncated), 2 a usage or tool error (a missing path, a directory, an unreadable file, a
+host labkit cannot read)."""
 _ABI_DIFF = """exit status: 0 compatible, 1 incompatible, 2 a tool error (abidiff missing, a file
 that is missing, unreadable or not ELF)."""
 
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("--host", help="the program that will load FILE: its symbols count")
     explain.add_argument("--require", action="append", default=[], metavar="SYMBOL",
                          help="a symbol the host looks up in FILE (repeatable)")
+    explain.add_argument("--load", action="store_true",
+                         help="check that dlopen loads FILE even when it is a program")
     abi = commands.add_parser(
         "abi-diff", help="compare the ABI of two builds with abidiff", epilog=_ABI_DIFF,
     )
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "explain":
             from .explain import explain as run_explain
 
-            verdict = run_explain(args.file, host=args.host, require=args.require)
+            verdict = run_explain(args.file, host=args.host, require=args.require,
+                                  load=True if args.load else None)
             print(verdict)
             return 0 if verdict.ok else 1
         if args.command == "abi-diff":

@@ -59,7 +59,8 @@ HOST_MACHINES = {
     "s390x": "EM_S390",
 }
 
-#: Where glibc's loader looks last, after LD_LIBRARY_PATH, RUNPATH and ld.so.cache.
+#: Where glibc's loader looks last, after LD_LIBRARY_PATH, RUNPATH and ld.so.cache, when the
+#: loader cannot say (``ld.so --help`` lists the real ones, "system search path").
 DEFAULT_LIBRARY_DIRS = (
     "/lib/x86_64-linux-gnu",
     "/usr/lib/x86_64-linux-gnu",
@@ -70,6 +71,43 @@ DEFAULT_LIBRARY_DIRS = (
     "/lib",
     "/usr/lib",
 )
+
+#: Bits of the dynamic section's DT_FLAGS and DT_FLAGS_1 (glibc's <elf.h>) the loader acts on.
+DF_STATIC_TLS = 0x10  # DT_FLAGS: the object uses the initial-exec TLS model
+DF_1_NOOPEN = 0x40  # DT_FLAGS_1: dlopen refuses it (ld -z nodlopen)
+DF_1_NODEFLIB = 0x800  # DT_FLAGS_1: ld.so.cache and the system folders are not searched
+DF_1_PIE = 0x08000000  # DT_FLAGS_1: a position-independent executable
+
+#: glibc releases that changed what dlopen accepts: it refuses a PIE from 2.30 (elf/dl-load.c,
+#: BZ #24323), and 2.41 puts the rseq area in the static TLS block after the startup
+#: objects' blocks (elf/dl-tls.c, "extra TLS").
+GLIBC_REFUSES_PIE = (2, 30)
+GLIBC_RSEQ_IN_STATIC_TLS = (2, 41)
+
+#: The static TLS surplus of glibc's elf/dl-tls.c (2.32 and later): its size is
+#: (nns - 1) * LIBC_IE_TLS + nns * OTHER_IE_TLS + optional_static_tls + LEGACY, with the
+#: tunables glibc.rtld.nns (4, at most DL_NNS) and glibc.rtld.optional_static_tls (512); the
+#: legacy part makes the default 1664 bytes, the size glibc always had.
+STATIC_TLS_SURPLUS = {"LIBC_IE_TLS": 144, "OTHER_IE_TLS": 144, "DEFAULT_NNS": 4,
+                      "OPTIONAL_TLS": 512, "DL_NNS": 16, "DEFAULT_SURPLUS": 1664}
+#: How each machine lays out static TLS (glibc's tls.h): "tcb-at-tp" (x86_64: the blocks lie
+#: below the thread pointer) or "dtv-at-tp" (aarch64: above it, after the TCB), with
+#: TCB_ALIGNMENT (sysdeps/x86/nptl/pthreaddef.h: 64; nptl/descr.h's default: 32) and, for
+#: dtv-at-tp, TLS_TCB_SIZE (aarch64: two pointers).
+STATIC_TLS_LAYOUT = {"EM_X86_64": ("tcb-at-tp", 64, 0), "EM_AARCH64": ("dtv-at-tp", 32, 16)}
+#: The rseq area glibc 2.41 adds to static TLS (sysdeps/unix/sysv/linux/rseq-internal.h):
+#: at least 32 bytes, aligned to 32, or as the kernel asks through the auxiliary vector
+#: (AT_RSEQ_FEATURE_SIZE 27, AT_RSEQ_ALIGN 28; a feature size of at least 20).
+RSEQ = {"AREA_SIZE_INITIAL": 32, "AREA_SIZE_INITIAL_USED": 20, "MIN_ALIGN": 32,
+        "AT_RSEQ_FEATURE_SIZE": 27, "AT_RSEQ_ALIGN": 28}
+#: Dynamic relocations that place a TLS block in static TLS, by machine: "tpoff" (the
+#: initial-exec model: the loader must find room or fail) and "tlsdesc" (TLS descriptors:
+#: the loader uses the optional part of the surplus while it lasts, else dynamic TLS).
+TLS_RELOCATIONS = {
+    "EM_X86_64": {18: "tpoff", 23: "tpoff", 36: "tlsdesc"},  # R_X86_64_TPOFF64/32, TLSDESC
+    "EM_AARCH64": {1030: "tpoff", 1031: "tlsdesc"},  # R_AARCH64_TLS_TPREL, TLSDESC
+    "EM_386": {14: "tpoff", 37: "tpoff", 41: "tlsdesc"},  # R_386_TLS_TPOFF/TPOFF32, TLS_DESC
+}
 
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
 ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding")

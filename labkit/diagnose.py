@@ -1,59 +1,53 @@
-"""Why a shared object will not load, said in plain words, from the file itself.
+"""Why a shared object will not load, said in plain words, from the files themselves.
 
-:func:`diagnose_load` checks what glibc's loader would check, without loading anything: the
-file exists and is ELF, its class and machine match this process, it is a library and not
-an executable, every library it needs can be found on the search path, those libraries
-provide the symbol versions it asks for, and its undefined symbols are defined by them (or
-by the host). A loader message, when there is one, adds what only the loader knew. Each
-finding is a :class:`Problem` with a fix. :class:`~labkit.errors.LoadError` carries this
-diagnosis, and :mod:`labkit.explain` turns it into a verdict.
+:func:`diagnose_load` follows glibc's loader through a dlopen without loading anything
+(:mod:`labkit.loader` has the rules): the file exists and is ELF, its class and machine
+match this process, it is a shared object and not a program; every library it needs,
+directly or through another, is found along the search path of the object that needs it;
+those libraries provide the symbol versions each object asks for; each object's undefined
+symbols are defined within the load's scope (or by the host); and every TLS block used
+with the initial-exec model fits in what is left of the static TLS surplus
+(:mod:`labkit.statictls`). Problems come in the order the loader meets them, so the first
+is the one dlerror names. A loader message, when there is one, adds what only the loader
+knew. Each finding is a :class:`Problem` with a fix. :class:`~labkit.errors.LoadError`
+carries this diagnosis, and :mod:`labkit.explain` turns it into a verdict.
+
+The process that loads is the one ``context`` names: a new run of its host program, or
+else this process, with what it has loaded already and the static TLS it has left. The
+flags are RTLD_NOW's: every symbol must resolve at load time.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import struct
-import subprocess
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .constants import DEFAULT_LIBRARY_DIRS, MACHINE_NAMES
-from .elf import ElfInfo, host_e_machine, peek, read_elf, read_soname
+from .binding import missing_version, relocation_problems, version_problems
+from .constants import GLIBC_REFUSES_PIE, MACHINE_NAMES
+from .dynamic import dynamic_of
+from .elf import ElfInfo, host_e_machine, peek, read_elf
 from .errors import ElfError, InputError
+from .loader import (
+    Missing,
+    Obj,
+    Plan,
+    Process,
+    Refused,
+    expand,
+    plan_dlopen,
+    plan_start,
+    search,
+)
 from .paths import show
+from .problem import Context as Context
+from .problem import Problem as Problem
+from .statictls import glibc_version
 
 _UNDEFINED = re.compile(r"undefined symbol: (\S+?)(?:,|$|\s)")
 _VERSION = re.compile(r"version `([^']+)' not found \(required by ([^)]+)\)")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a file will not load: a short ``kind``, what is wrong, and the fix."""
-
-    kind: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.message}\n  Fix: {self.fix}"
-
-    def line(self) -> str:
-        """The problem on one line: ``kind: message. Fix: fix``."""
-        return f"{self.kind}: {self.message.rstrip('.')}. Fix: {self.fix}"
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who would load the file, for the symbol check: ``host`` is a program whose exported
-    symbols count, ``provided`` a test for names already defined in the loading process,
-    ``require`` the names the host will look up with dlsym."""
-
-    host: ElfInfo | None = None
-    provided: Callable[[str], bool] | None = None
-    require: tuple[str, ...] = ()
 
 
 def diagnose_load(
@@ -64,35 +58,41 @@ def diagnose_load(
     context: Context | None = None,
     run: bool = False,
 ) -> list[Problem]:
-    """Everything that stops ``path`` from loading into this process, most basic first.
+    """Everything that stops ``path`` from loading with dlopen, in the order the loader
+    meets it.
 
     ``dlerror`` is the loader's message, if a dlopen already failed; ``env`` the environment
     whose LD_LIBRARY_PATH counts (this process's by default); ``context`` says which host
-    loads it (see :class:`Context`). With ``run=True`` the question is whether the file runs
-    as a program instead. An empty list means labkit found nothing wrong.
+    loads it (see :class:`Context`): without a host, the loading process is this one. With
+    ``run=True`` the question is whether the file runs as a program instead. An empty list
+    means labkit found nothing wrong.
     """
     context = context or Context()
     env = os.environ if env is None else env
+    text = os.fspath(path)
     p = Path(path)
     if not p.exists():
-        if "/" not in str(path) and find_library(str(path), env=env) is None:
+        if "/" in text:
+            return [Problem("missing-file", f"{show(p)!r} does not exist",
+                            "check the path, or build the file first")]
+        plan = plan_dlopen(text, _process(context, env), env)  # dlopen searches a bare name
+        if plan.root is None:
+            refused = [f for f in plan.failures if isinstance(f, Refused)]
+            if refused:
+                return [_refused_problem(refused[0], None)]
             return [Problem(
                 "not-found",
-                f"{str(path)!r} is not on the loader's search path "
+                f"{text!r} is not on the loader's search path "
                 "(LD_LIBRARY_PATH, ld.so.cache, the system library folders)",
                 "give a path (./libx.so or build/libx.so) or add its folder to LD_LIBRARY_PATH",
             )]
-        if "/" in str(path):
-            return [Problem("missing-file", f"{show(p)!r} does not exist",
-                            "check the path, or build the file first")]
-        p = find_library(str(path), env=env) or p
+        p = plan.root.path
     try:
         header = peek(p)
     except InputError as exc:
         return [Problem("directory", str(exc), "point at a .so file inside it")]
     except ElfError as exc:
         return [Problem(exc.reason, exc.what, exc.fix)]
-
     problems = _header_problems(header.path, header.elf_class, header.e_machine, header.e_type)
     if problems:
         return problems  # nothing else about a foreign file matters here
@@ -100,14 +100,14 @@ def diagnose_load(
         info = read_elf(p)
     except ElfError as exc:
         return [Problem(exc.reason, exc.what, exc.fix)]
-    problems += _program_problems(info) if run else _type_problems(info)
-    no_interpreter = any(problem.kind == "missing-interpreter" for problem in problems)
-    found, missing = _dependencies(info, env)
-    problems += _needed_problems(info, missing, skip_musl=no_interpreter)
-    if not missing:
-        absent = _absent_versions(info, found)
-        problems += [_missing_version(info.path, v, lib, found[lib]) for v, lib in absent]
-        problems += _symbol_problems(info, found, context, {v for v, _ in absent}, env)
+    if run:
+        problems = _run_problems(info, env)
+    else:
+        problems = type_problems(info)
+        if not problems:
+            target = str(p) if "/" in str(p) else f"./{p}"
+            plan = plan_dlopen(target, _process(context, env), env)
+            problems = _plan_problems(info, plan, context)
     problems += _required_problems(info, context.require)
     problems += _dlerror_problems(p, dlerror, already=problems)
     return problems
@@ -116,38 +116,45 @@ def diagnose_load(
 def find_library(
     name: str, *, info: ElfInfo | None = None, env: Mapping[str, str] | None = None
 ) -> Path | None:
-    """Where glibc's loader would find the library ``name`` needed by ``info``'s file.
-
-    The order is the loader's: DT_RPATH (when there is no DT_RUNPATH), LD_LIBRARY_PATH,
-    DT_RUNPATH, libraries this process has loaded already, ld.so.cache, the default
-    folders. Candidates built for another machine are skipped, as the loader skips them.
-    """
+    """Where glibc's loader would find the library ``name`` needed by ``info``'s file, in
+    this process: an object loaded already under that name or soname, else the first file
+    along the search order (see :mod:`labkit.loader`). Candidates built for another machine
+    are skipped, as the loader skips them."""
     env = os.environ if env is None else env
+    process = Process.current()
     if "/" in name:
         p = Path(name)
         return p if p.is_file() else None
-    origin = str(info.path.resolve().parent) if info is not None else ""
-    dirs: list[str] = []
-    if info is not None and info.rpath and not info.runpath:
-        dirs += [_expand(d, origin) for d in info.rpath]
-    dirs += [d for d in env.get("LD_LIBRARY_PATH", "").split(":") if d]
-    if info is not None:
-        dirs += [_expand(d, origin) for d in info.runpath]
-    for folder in dirs:
-        candidate = Path(folder) / name
-        if candidate.is_file() and _fits_host(candidate):
-            return candidate
-    loaded = _loaded_sonames().get(name)
+    loaded = process.find(name)
     if loaded is not None:
-        return loaded
-    cached = _ld_cache().get(name)
-    if cached is not None and _fits_host(cached):
-        return cached
-    for folder in DEFAULT_LIBRARY_DIRS:
-        candidate = Path(folder) / name
-        if candidate.is_file() and _fits_host(candidate):
-            return candidate
-    return None
+        return loaded.path
+    needer = None
+    if info is not None:
+        needer = Obj(info.path, dynamic_of(info.path), {str(info.path)}, found="the file")
+    found, _, _ = search(name, needer, process, env, [])
+    return found[0] if found is not None else None
+
+
+def type_problems(info: ElfInfo) -> list[Problem]:
+    """What dlopen refuses in the file itself: a program (ET_EXEC, or a PIE since glibc
+    2.30) and a library marked DF_1_NOOPEN."""
+    if info.type == "executable":
+        return [_refused_problem(Refused(info.path, "executable",
+                                         "cannot dynamically load executable", None, ""), None)]
+    if info.pie and glibc_version() >= GLIBC_REFUSES_PIE:
+        return [_refused_problem(Refused(
+            info.path, "pie-executable",
+            "cannot dynamically load position-independent executable", None, ""), None)]
+    if info.no_dlopen:
+        return [_refused_problem(Refused(info.path, "no-dlopen",
+                                         "shared object cannot be dlopen()ed", None, ""), None)]
+    return []
+
+
+def _process(context: Context, env: Mapping[str, str]) -> Process:
+    if context.host is not None:
+        return Process.start(context.host.path, env)
+    return Process.current()
 
 
 def _header_problems(p: Path, elf_class: int, e_machine: str, e_type: str) -> list[Problem]:
@@ -179,24 +186,25 @@ def _header_problems(p: Path, elf_class: int, e_machine: str, e_type: str) -> li
     return problems
 
 
-def _type_problems(info: ElfInfo) -> list[Problem]:
-    if info.type in ("executable", "pie executable"):
-        return [Problem(
-            "not-a-library",
-            f"{show(info.path)!r} is {'a' if info.type[0] not in 'aeiou' else 'an'} "
-            f"{info.type}, not a shared object; glibc refuses to "
-            "dlopen executables",
-            "build the plugin with -shared -fPIC (or -buildmode=plugin / c-shared in Go)",
-        )]
-    return []
+def _run_problems(info: ElfInfo, env: Mapping[str, str]) -> list[Problem]:
+    """A program runs if its interpreter exists and its start maps, versions and binds."""
+    problems = _program_problems(info)
+    plan = plan_start(info.path, env)
+    no_interpreter = any(problem.kind == "missing-interpreter" for problem in problems)
+    for failure in plan.failures:
+        if no_interpreter and failure.name == "libc.so":
+            continue  # the missing musl interpreter already says it
+        problems.append(_failure_problem(info, failure))
+    if plan.ok:
+        problems += version_problems(plan)
+        problems += relocation_problems(plan, Context(), plan.order, tls=False)
+    return problems
 
 
 def _program_problems(info: ElfInfo) -> list[Problem]:
     """A program runs only if its interpreter (the dynamic loader it names) exists."""
     interpreter = info.interpreter
-    if info.type not in ("executable", "pie executable") or not interpreter:
-        return []
-    if Path(interpreter).exists():
+    if not interpreter or Path(interpreter).exists():
         return []
     if "ld-musl" in interpreter:
         return [Problem(
@@ -215,135 +223,109 @@ def _program_problems(info: ElfInfo) -> list[Problem]:
     )]
 
 
-def _dependencies(
-    info: ElfInfo, env: Mapping[str, str]
-) -> tuple[dict[str, ElfInfo], list[str]]:
-    """Every library ``info`` needs, directly or through another, found as the loader
-    would (breadth first); and the names of its own direct needs that are not found."""
-    found: dict[str, ElfInfo] = {}
-    missing: list[str] = []
-    queue = [(lib, info) for lib in info.needed]
-    while queue:
-        lib, needer = queue.pop(0)
-        if lib in found:
-            continue
-        path = find_library(lib, info=needer, env=env)
-        if path is None:
-            if needer is info:
-                missing.append(lib)
-            continue
-        try:
-            dep = _read_cached(path)
-        except (ElfError, InputError, OSError):
-            continue
-        found[lib] = dep
-        queue += [(sub, dep) for sub in dep.needed]
-    return found, missing
-
-
-def _needed_problems(info: ElfInfo, missing: list[str], *, skip_musl: bool) -> list[Problem]:
-    problems = []
-    musl = (info.interpreter or "").startswith("/lib/ld-musl") or "libc.so" in info.needed
-    for lib in missing:
-        if musl and lib == "libc.so":
-            if skip_musl:
-                continue  # the missing musl interpreter already says it
-            problems.append(Problem(
-                "musl",
-                f"{show(info.path)!r} was built against musl libc (Alpine): it needs "
-                "'libc.so', musl's C library, which this glibc system does not have",
-                "build it for glibc (cc here, or zig cc -target x86_64-linux-gnu), or run it "
-                "where musl is installed",
-            ))
-            continue
-        problems.append(Problem(
-            "missing-library",
-            f"{show(info.path)!r} needs {lib!r}, which the loader cannot find (searched "
-            "RPATH, LD_LIBRARY_PATH, RUNPATH, ld.so.cache and the system library folders)",
-            f"install the package that provides {lib}, or put its folder on "
-            "LD_LIBRARY_PATH, or link with -Wl,-rpath,'$ORIGIN' and ship it beside the file",
-        ))
+def _plan_problems(info: ElfInfo, plan: Plan, context: Context) -> list[Problem]:
+    problems = [_failure_problem(info, failure) for failure in plan.failures]
+    if plan.ok:
+        problems += version_problems(plan)
+        scope: list[Obj] = []
+        if context.host is not None:
+            scope = [obj for obj in plan.process.objects if obj.startup]
+        problems += relocation_problems(plan, context, scope + plan.order, tls=True)
     return problems
 
 
-def _absent_versions(info: ElfInfo, found: Mapping[str, ElfInfo]) -> list[tuple[str, str]]:
-    """The (version, library) pairs the file requires that the library found lacks."""
-    return [
-        (version, need.library)
-        for need in info.version_needs if need.library in found
-        for version in need.versions if version not in found[need.library].version_defs
-    ]
-
-
-def _missing_version(path: Path, version: str, library: str, lib: ElfInfo | None) -> Problem:
-    newest = ""
-    if lib is not None and lib.version_defs:
-        newest = f"; the {library} found here ({show(lib.path)}) stops at {lib.version_defs[-1]!r}"
-    glibc = version.startswith("GLIBC_")
+def _failure_problem(info: ElfInfo, failure: Missing | Refused) -> Problem:
+    musl = (info.interpreter or "").startswith("/lib/ld-musl") or "libc.so" in info.needed
+    if musl and failure.name == "libc.so":
+        found = ""
+        if isinstance(failure, Refused):  # glibc's libc.so is a linker script for cc
+            found = (f" (the loader finds {show(failure.path)}, a linker script for the "
+                     f"compiler, and says {failure.loader_says!r})")
+        return Problem(
+            "musl",
+            f"{show(info.path)!r} was built against musl libc (Alpine): it needs "
+            f"'libc.so', musl's C library, which this glibc system does not have{found}",
+            "build it for glibc (cc here, or zig cc -target x86_64-linux-gnu), or run it "
+            "where musl is installed",
+        )
+    if isinstance(failure, Refused):
+        return _refused_problem(failure, info)
+    chain = _chain(failure.needer)
+    through = f" through {' -> '.join(repr(c) for c in chain)}" if chain else ""
+    named = [f"{how} ({show(folder) if folder else 'the current folder'})"
+             for folder, how in failure.searched if how not in ("ld.so.cache", "a system folder")]
+    where = ", ".join([*named, "ld.so.cache and the system library folders"]) if named else \
+        "RPATH, LD_LIBRARY_PATH, RUNPATH, ld.so.cache and the system library folders"
+    beside = f"link {failure.needer.label} with -Wl,-rpath,'$ORIGIN' and ship {failure.name} " \
+        "beside it" if chain else "link with -Wl,-rpath,'$ORIGIN' and ship it beside the file"
     return Problem(
-        "missing-version",
-        f"{show(path)!r} needs symbol version {version!r} of {library!r}, which the "
-        f"library on this machine does not provide{newest}: it was built against a newer "
-        f"{'glibc' if glibc else 'version of the library'}",
-        "build it on, or for, the oldest system it must run on (zig cc can target an older "
-        "glibc: -target x86_64-linux-gnu.2.28)" if glibc else
-        f"install the newer {library} it was built against, or rebuild it against the "
-        "one installed here",
+        "missing-library",
+        f"{show(info.path)!r} needs {failure.name!r}{through}, which the loader cannot find "
+        f"(searched {where}){_runpath_hint(failure)}",
+        f"install the package that provides {failure.name}, or put its folder on "
+        f"LD_LIBRARY_PATH, or {beside}",
     )
 
 
-def _symbol_problems(
-    info: ElfInfo, found: Mapping[str, ElfInfo], context: Context,
-    missing_versions: set[str],
-    env: Mapping[str, str],
-) -> list[Problem]:
-    """Undefined symbols that no library in the file's scope, nor the host, defines."""
-    wanted = [
-        s.name for s in info.undefined_symbols
-        if s.binding != "WEAK" and s.name and s.version not in missing_versions
-    ]  # a symbol whose version is missing is already explained by that
-    if not wanted:
-        return []
-    defined = set(info.exported)
-    for lib in found.values():
-        defined.update(lib.exported)
-    host = context.host
-    if host is not None:
-        defined.update(host.exported)
-        defined.update(_host_scope(host, env))
-    unresolved = [
-        name for name in wanted
-        if name not in defined and not (context.provided and context.provided(name))
-    ]
-    if not unresolved:
-        return []
-    names = ", ".join(repr(n) for n in unresolved[:5])
-    if len(unresolved) > 5:
-        names += f" and {len(unresolved) - 5} more"
-    one = len(unresolved) == 1
-    if host is not None:
-        where = f"it, the libraries it needs, nor the host {show(host.path)!r} defines"
-    elif context.provided is not None:
-        where = "it, the libraries it needs, nor anything loaded globally before it defines"
-    else:
-        where = ("it nor the libraries it needs define (a host program may still provide "
-                 f"{'it' if one else 'them'}: check with --host HOST)")
-    return [Problem(
-        "undefined-symbol",
-        f"{show(info.path)!r} uses the symbol{'' if one else 's'} {names}, which neither "
-        f"{where}",
-        "link the library that defines it (libs=[...] when building), or load that "
-        "library first with RTLD_GLOBAL; a host exports its own functions only when linked "
-        "with -rdynamic; check the name for typos",
-    )]
+def _runpath_hint(failure: Missing) -> str:
+    """When the missing library sits in a folder of an outer object's DT_RUNPATH: a RUNPATH
+    serves only its own object's dependencies, unlike a DT_RPATH."""
+    outer = failure.needer.loader
+    while outer is not None:
+        for folder in outer.dyn.runpath:
+            expanded = expand(folder, outer)
+            if expanded and (Path(expanded) / failure.name).is_file():
+                return (f"; {show(Path(expanded) / failure.name)} is in the DT_RUNPATH of "
+                        f"{outer.label}, but a RUNPATH serves only its own object's "
+                        "dependencies (a DT_RPATH, -Wl,--disable-new-dtags, serves all below it)")
+        outer = outer.loader
+    return ""
 
 
-def _host_scope(host: ElfInfo, env: Mapping[str, str]) -> set[str]:
-    names: set[str] = set()
-    found, _ = _dependencies(host, env)
-    for lib in found.values():
-        names.update(lib.exported)
-    return names
+def _chain(needer: Obj) -> list[str]:
+    """The libraries between the file and a dependency's needer, outermost first."""
+    names: list[str] = []
+    obj: Obj | None = needer
+    while obj is not None and obj.loader is not None:
+        names.append(next((n for n in sorted(obj.names) if "/" not in n), obj.label))
+        obj = obj.loader
+    return names[::-1]
+
+
+def _refused_problem(refused: Refused, info: ElfInfo | None) -> Problem:
+    """A file the loader refuses, as the file asked for or as one of its dependencies."""
+    what = {
+        "executable": "an executable (ET_EXEC), not a shared object: a program linked to "
+                      "run at a fixed address, which dlopen refuses",
+        "pie-executable": "a pie executable, not a shared object: a program built as a "
+                          "position-independent executable (DF_1_PIE in DT_FLAGS_1), which "
+                          f"glibc {'.'.join(map(str, GLIBC_REFUSES_PIE))} and later refuse "
+                          "to dlopen",
+        "no-dlopen": "marked never to be opened with dlopen (DF_1_NOOPEN: linked with "
+                     "-z nodlopen)",
+    }.get(refused.kind, "not a shared object the loader can read, and it stops there "
+          "instead of searching on")
+    fix = {
+        "executable": "build the plugin with -shared -fPIC (or -buildmode=plugin / c-shared "
+                      "in Go); code a program and its plugins share belongs in a shared "
+                      "library both link",
+        "pie-executable": "build the plugin with -shared -fPIC (or -buildmode=plugin / "
+                          "c-shared in Go); code a program and its plugins share belongs in "
+                          "a shared library both link",
+        "no-dlopen": "relink it without -z nodlopen, or link the program against it instead",
+    }.get(refused.kind, f"remove or rename {show(refused.path)}, or put the folder of the "
+          "real library earlier on the search path")
+    says = f"(dlopen says {refused.loader_says!r})"
+    if refused.needer is None or info is None:
+        return Problem(refused.kind, f"{show(refused.path)!r} is {what} {says}", fix)
+    chain = _chain(refused.needer)
+    through = f" through {' -> '.join(repr(c) for c in chain)}" if chain else ""
+    return Problem(
+        refused.kind,
+        f"{show(info.path)!r} needs {refused.name!r}{through}, and the file the loader finds "
+        f"for it, {show(refused.path)!r}, is {what} {says}",
+        fix,
+    )
 
 
 def _required_problems(info: ElfInfo, require: Iterable[str]) -> list[Problem]:
@@ -378,83 +360,10 @@ def _dlerror_problems(p: Path, dlerror: str, already: list[Problem]) -> list[Pro
     for version, needer in _VERSION.findall(dlerror):
         if repr(version) in known:
             continue
-        problems.append(_missing_version(Path(needer), version, "a library it needs", None))
+        problems.append(missing_version(Path(needer), version, "a library it needs", None))
     if not problems and not already:
         problems.append(Problem(
             "loader", f"the loader refused {show(p)!r}: {dlerror.strip()}",
             "read the loader's message; `python -m labkit doctor` checks the set-up",
         ))
     return problems
-
-
-def _expand(folder: str, origin: str) -> str:
-    return folder.replace("${ORIGIN}", origin).replace("$ORIGIN", origin)
-
-
-def _fits_host(candidate: Path) -> bool:
-    try:
-        header = peek(candidate.resolve())
-    except (ElfError, InputError, OSError):
-        return False
-    return header.e_machine == host_e_machine() and header.elf_class == struct.calcsize("P") * 8
-
-
-def _loaded_sonames() -> dict[str, Path]:
-    """Libraries mapped into this process, by SONAME: a bare name that matches one is
-    satisfied without a search (glibc matches sonames, not file names)."""
-    found: dict[str, Path] = {}
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return found
-    for line in maps.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/") and ".so" in parts[5]:
-            path = Path(parts[5])
-            try:
-                soname = _soname(str(path), path.stat().st_mtime_ns)
-            except OSError:
-                continue
-            if soname:
-                found.setdefault(soname, path)
-    return found
-
-
-def _read_cached(path: Path) -> ElfInfo:
-    resolved = path.resolve()
-    return _read_elf_cached(str(resolved), resolved.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _read_elf_cached(path: str, mtime: int) -> ElfInfo:
-    del mtime  # part of the cache key only
-    return read_elf(path)
-
-
-@functools.lru_cache(maxsize=512)
-def _soname(path: str, mtime: int) -> str | None:
-    del mtime  # part of the cache key only
-    try:
-        return read_soname(path)
-    except (ElfError, InputError, OSError):
-        return None
-
-
-@functools.lru_cache(maxsize=1)
-def _ld_cache() -> dict[str, Path]:
-    for ldconfig in ("/sbin/ldconfig", "/usr/sbin/ldconfig"):
-        if os.access(ldconfig, os.X_OK):
-            break
-    else:
-        return {}
-    try:
-        out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True, timeout=30,
-                             check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    entries: dict[str, Path] = {}
-    for line in out.splitlines():
-        match = re.match(r"\s+(\S+) \(([^)]*)\) => (\S+)", line)
-        if match:
-            entries.setdefault(match[1], Path(match[3]))
-    return entries

@@ -1,9 +1,11 @@
 """Reading ELF files with pyelftools: what a loader needs to know before it maps a file.
 
 :func:`read_elf` returns an :class:`ElfInfo` (class, machine, type, interpreter, needed
-libraries, soname, rpath/runpath, dynamic symbols with binding, visibility and version, the
-symbol versions the file requires). :func:`peek` reads only the identification bytes and
-works on any file. Bad input raises :class:`~labkit.errors.ElfError` naming the cause.
+libraries, soname, rpath/runpath, the flags of the dynamic section, the TLS segment, dynamic
+symbols with binding, visibility and version, the symbol versions the file requires and
+defines). :func:`peek` reads only the identification bytes and works on any file.
+:mod:`labkit.dynamic` reads the dynamic section and relocations alone, cheaply. Bad input
+raises :class:`~labkit.errors.ElfError` naming the cause.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .constants import HOST_MACHINES, MACHINE_NAMES
+from .constants import (
+    DF_1_NOOPEN,
+    DF_1_PIE,
+    DF_STATIC_TLS,
+    HOST_MACHINES,
+    MACHINE_NAMES,
+)
 from .errors import ElfError, InputError
 from .paths import show
 
@@ -23,8 +31,8 @@ if TYPE_CHECKING:
     import pandas
 
 ELF_MAGIC = b"\x7fELF"
-_DF_1_PIE = 0x08000000
 _VERSYM_HIDDEN = 0x8000
+_VER_FLG_WEAK = 0x2
 # e_machine numbers for peek(): the few a learner meets, the rest shown as numbers
 _E_MACHINE = {3: "EM_386", 40: "EM_ARM", 62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV",
               21: "EM_PPC64", 22: "EM_S390", 258: "EM_LOONGARCH"}
@@ -61,6 +69,7 @@ class Symbol:
     version: str | None = None
     default_version: bool = False  # name@@VER (default) rather than name@VER
     size: int = 0
+    hidden: bool = False  # the versym's hidden bit: name@VER, which only name@VER binds to
 
     @property
     def versioned_name(self) -> str:
@@ -82,10 +91,22 @@ class Section:
 
 @dataclass(frozen=True)
 class VersionNeed:
-    """Versions of one needed library's symbols that a file requires (``GLIBC_2.34``...)."""
+    """Versions of one needed library's symbols that a file requires (``GLIBC_2.34``...);
+    ``weak`` are those marked VER_FLG_WEAK, which the loader does not insist on."""
 
     library: str
     versions: tuple[str, ...]
+    weak: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TlsSegment:
+    """The PT_TLS program header: the file's thread-local block. ``size`` is p_memsz,
+    ``align`` p_align, ``first_byte`` p_vaddr modulo p_align (the loader keeps it)."""
+
+    size: int
+    align: int
+    first_byte: int
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,26 @@ class ElfInfo:
     version_needs: tuple[VersionNeed, ...]
     version_defs: tuple[str, ...]
     sections: tuple[Section, ...] = field(repr=False)
+    flags: int = 0  # DT_FLAGS
+    flags_1: int = 0  # DT_FLAGS_1
+    tls: TlsSegment | None = None
+    versioned: bool = False  # it has a DT_VERDEF section, so versions can be missing from it
+    symbol_versions: bool = False  # it has a DT_VERSYM section: its symbols carry versions
+
+    @property
+    def pie(self) -> bool:
+        """DF_1_PIE: a position-independent executable, which dlopen refuses (glibc 2.30+)."""
+        return bool(self.flags_1 & DF_1_PIE)
+
+    @property
+    def no_dlopen(self) -> bool:
+        """DF_1_NOOPEN (``ld -z nodlopen``): dlopen refuses it."""
+        return bool(self.flags_1 & DF_1_NOOPEN)
+
+    @property
+    def static_tls(self) -> bool:
+        """DF_STATIC_TLS: the linker saw the initial-exec TLS model in it."""
+        return bool(self.flags & DF_STATIC_TLS)
 
     @property
     def machine(self) -> str:
@@ -275,7 +316,7 @@ def read_soname(path: str | os.PathLike[str]) -> str | None:
                     for tag in sec.iter_tags("DT_SONAME"):
                         return str(tag.soname)
     except (ELFError, ELFParseError, struct.error, ValueError) as exc:
-        raise _damaged(p, exc) from exc
+        raise damaged(p, exc) from exc
     return None
 
 
@@ -293,14 +334,15 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
             return _parse(p, f)
     except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
             AttributeError, TypeError) as exc:
-        raise _damaged(p, exc) from exc
+        raise damaged(p, exc) from exc
     except Exception as exc:  # construct's StreamError and friends on a cut-off file
         if type(exc).__module__.startswith(("construct", "elftools")):
-            raise _damaged(p, exc) from exc
+            raise damaged(p, exc) from exc
         raise
 
 
-def _damaged(p: Path, exc: BaseException) -> ElfError:
+def damaged(p: Path, exc: BaseException) -> ElfError:
+    """The error for a file that starts like ELF and then cannot be read."""
     size = p.stat().st_size
     return ElfError(
         f"{show(p)!r} starts like an ELF file but cannot be read ({size} bytes; "
@@ -349,16 +391,8 @@ def _parse(p: Path, f: Any) -> ElfInfo:
     from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
 
     elf = ELFFile(f)
-    interpreter = None
-    seg: Any  # pyelftools adds get_interp_name() to PT_INTERP segments at run time
-    for seg in elf.iter_segments():
-        if seg["p_type"] == "PT_INTERP":
-            interpreter = seg.get_interp_name()
-    needed: list[str] = []
-    soname = None
-    rpath: list[str] = []
-    runpath: list[str] = []
-    flags_1 = 0
+    interpreter, tls = interpreter_and_tls(elf)
+    dynamic = DynamicTags()
     versym = verneed = verdef = None
     sections: list[Section] = []
     for sec in elf.iter_sections():
@@ -367,19 +401,7 @@ def _parse(p: Path, f: Any) -> ElfInfo:
                     _section_flags(sec["sh_flags"]), sec["sh_size"])
         )
         if isinstance(sec, DynamicSection):
-            tag: Any  # pyelftools sets .needed, .soname, .rpath, .runpath at run time
-            for tag in sec.iter_tags():
-                kind = tag.entry.d_tag
-                if kind == "DT_NEEDED":
-                    needed.append(tag.needed)
-                elif kind == "DT_SONAME":
-                    soname = tag.soname
-                elif kind == "DT_RPATH":
-                    rpath.extend(tag.rpath.split(":"))
-                elif kind == "DT_RUNPATH":
-                    runpath.extend(tag.runpath.split(":"))
-                elif kind == "DT_FLAGS_1":
-                    flags_1 = tag.entry.d_val
+            dynamic.read(sec)
         elif isinstance(sec, GNUVerSymSection):
             versym = sec
         elif isinstance(sec, GNUVerNeedSection):
@@ -389,10 +411,11 @@ def _parse(p: Path, f: Any) -> ElfInfo:
 
     names = _version_names(verneed, verdef)
     symbols = tuple(_dynamic_symbols(elf, versym, names))
-    needs = tuple(
-        VersionNeed(vn.name or "", tuple(aux.name for aux in auxes))
-        for vn, auxes in (verneed.iter_versions() if verneed is not None else ())
-    )
+    needs = []
+    for vn, auxes in (verneed.iter_versions() if verneed is not None else ()):
+        listed = [(aux.name, aux["vna_flags"]) for aux in auxes]
+        needs.append(VersionNeed(vn.name or "", tuple(name for name, _ in listed),
+                                 tuple(name for name, flags in listed if flags & _VER_FLG_WEAK)))
     defs = tuple(
         next(auxes).name
         for vd, auxes in (verdef.iter_versions() if verdef is not None else ())
@@ -400,8 +423,8 @@ def _parse(p: Path, f: Any) -> ElfInfo:
     )
     e_type = {"ET_DYN": "shared object", "ET_EXEC": "executable", "ET_REL": "relocatable",
               "ET_CORE": "core"}.get(elf["e_type"], str(elf["e_type"]))
-    if e_type == "shared object" and (flags_1 & _DF_1_PIE or interpreter):
-        e_type = "pie executable"
+    if e_type == "shared object" and dynamic.flags_1 & DF_1_PIE:
+        e_type = "pie executable"  # as readelf says: libc.so.6 has an interpreter, and is a library
     return ElfInfo(
         path=p,
         elf_class=elf.elfclass,
@@ -409,15 +432,63 @@ def _parse(p: Path, f: Any) -> ElfInfo:
         e_machine=str(elf["e_machine"]),
         type=e_type,
         interpreter=interpreter,
-        needed=tuple(needed),
-        soname=soname,
-        rpath=tuple(rpath),
-        runpath=tuple(runpath),
+        needed=tuple(dynamic.needed),
+        soname=dynamic.soname,
+        rpath=tuple(dynamic.rpath),
+        runpath=tuple(dynamic.runpath),
         symbols=symbols,
-        version_needs=needs,
+        version_needs=tuple(needs),
         version_defs=defs,
         sections=tuple(sections),
+        flags=dynamic.flags,
+        flags_1=dynamic.flags_1,
+        tls=tls,
+        versioned=verdef is not None,
+        symbol_versions=versym is not None,
     )
+
+
+class DynamicTags:
+    """The tags of a dynamic section that the loader acts on, as read from pyelftools (for
+    :func:`read_elf` and :func:`labkit.dynamic.read_dynamic`)."""
+
+    def __init__(self) -> None:
+        self.needed: list[str] = []
+        self.soname: str | None = None
+        self.rpath: list[str] = []
+        self.runpath: list[str] = []
+        self.flags = 0
+        self.flags_1 = 0
+
+    def read(self, section: Any) -> None:
+        tag: Any  # pyelftools sets .needed, .soname, .rpath, .runpath at run time
+        for tag in section.iter_tags():
+            kind = tag.entry.d_tag
+            if kind == "DT_NEEDED":
+                self.needed.append(tag.needed)
+            elif kind == "DT_SONAME":
+                self.soname = tag.soname
+            elif kind == "DT_RPATH":
+                self.rpath.extend(tag.rpath.split(":"))
+            elif kind == "DT_RUNPATH":
+                self.runpath.extend(tag.runpath.split(":"))
+            elif kind == "DT_FLAGS":
+                self.flags = tag.entry.d_val
+            elif kind == "DT_FLAGS_1":
+                self.flags_1 = tag.entry.d_val
+
+
+def interpreter_and_tls(elf: Any) -> tuple[str | None, TlsSegment | None]:
+    """The interpreter (PT_INTERP) and the TLS block (PT_TLS, when it is not empty)."""
+    interpreter = tls = None
+    seg: Any  # pyelftools adds get_interp_name() to PT_INTERP segments at run time
+    for seg in elf.iter_segments():
+        if seg["p_type"] == "PT_INTERP":
+            interpreter = seg.get_interp_name()
+        elif seg["p_type"] == "PT_TLS" and seg["p_memsz"]:
+            align = max(int(seg["p_align"]), 1)
+            tls = TlsSegment(int(seg["p_memsz"]), align, int(seg["p_vaddr"]) & (align - 1))
+    return interpreter, tls
 
 
 def _version_names(verneed: Any, verdef: Any) -> dict[int, str]:
@@ -437,7 +508,7 @@ def _dynamic_symbols(elf: Any, versym: Any, names: dict[int, str]) -> Iterator[S
         for index, sym in enumerate(table.iter_symbols()):
             if index == 0:
                 continue
-            version, default = None, False
+            version, default, hidden = None, False, False
             if versym is not None:
                 ndx = versym.get_symbol(index)["ndx"]
                 if isinstance(ndx, int):
@@ -458,6 +529,7 @@ def _dynamic_symbols(elf: Any, versym: Any, names: dict[int, str]) -> Iterator[S
                 version=version,
                 default_version=default,
                 size=sym["st_size"],
+                hidden=hidden,
             )
 
 

@@ -1,12 +1,18 @@
-"""``python -m labkit explain FILE [--host HOST]``: will this file load, or run, here?
+"""``python -m labkit explain FILE [--host HOST] [--require SYM] [--load]``: will this file
+load, or run, here?
 
 :func:`explain` answers without loading or running anything. It reads the file and the
-libraries it would bring in, checks what glibc's loader checks (see
-:func:`labkit.diagnose.diagnose_load`), and returns a :class:`Verdict`: one
-:class:`~labkit.diagnose.Problem` per reason it will not, each with a fix. A shared object
-is checked for loading, a program for running (its interpreter must exist too). With a
-``host``, symbols the host program exports count as provided; ``require`` names symbols the
-host will look up in the file.
+libraries it would bring in, follows what glibc's loader does (see
+:func:`labkit.diagnose.diagnose_load`: every dependency breadth first along each one's search
+path, symbol versions, symbols, static TLS), and returns a :class:`Verdict`: one
+:class:`~labkit.diagnose.Problem` per reason it will not, each with a fix, the one the
+loader would name first in front. A shared object is checked for loading with dlopen, a
+program (an executable or a PIE) for running: its interpreter and libraries must be there.
+A program is checked for loading when asked (``load=True``, ``--load``) or when a host or a
+required symbol says a host will load it: dlopen refuses programs, which the verdict says
+either way. With a ``host``, the host program is the process that loads the file (its
+exported symbols count, and so does its own static TLS); without one, this process is.
+``require`` names symbols the host will look up in the file.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .diagnose import Context, Problem, diagnose_load
+from .diagnose import Context, Problem, diagnose_load, type_problems
 from .elf import ElfInfo, read_elf
 from .errors import ElfError, InputError
 from .gocheck import go_note, go_problems
@@ -41,7 +47,8 @@ class Verdict:
 
     def __str__(self) -> str:
         if self.ok:
-            lines = [f"{show(self.path)}: will {self.action} here ({self.checked})."]
+            how = " as a program" if self.action == "run" else ""
+            lines = [f"{show(self.path)}: will {self.action} here{how} ({self.checked})."]
         else:
             count = len(self.problems)
             lines = [f"{show(self.path)}: will not {self.action} here "
@@ -57,12 +64,17 @@ def explain(
     host: str | os.PathLike[str] | None = None,
     require: Iterable[str] = (),
     env: Mapping[str, str] | None = None,
+    load: bool | None = None,
 ) -> Verdict:
     """Whether ``path`` will load (a shared object) or run (a program) on this machine.
 
     ``host`` is the program that will load it: its exported symbols count, and when host
     or file is Go, the Go runtime's rules for ``plugin.Open`` are checked too
-    (:mod:`labkit.gocheck`). ``require`` are symbols the host looks up with dlsym.
+    (:mod:`labkit.gocheck`). ``require`` are symbols the host looks up with dlsym. ``env``
+    is the environment whose LD_LIBRARY_PATH counts (this process's by default). ``load``
+    chooses the question: True, will dlopen load it; False, will it run as a program; None
+    (the default), loading for a shared object or when ``host`` or ``require`` is given,
+    running for a program.
     Raises :class:`~labkit.errors.InputError` for a path that is missing, a directory or
     unreadable, and for a host that is not readable ELF; a file that is not ELF, or is
     truncated, gets a verdict saying so.
@@ -77,12 +89,18 @@ def explain(
     info = None
     with contextlib.suppress(ElfError):  # diagnose_load turns it into a problem
         info = read_elf(p)
-    run = info is not None and info.type in ("executable", "pie executable")
+    program = info is not None and info.type in ("executable", "pie executable")
+    required = tuple(require)
+    if load is None:
+        load = not program or host is not None or bool(required)
+    run = program and not load
     problems = diagnose_load(
-        p, env=env, run=run, context=Context(host=host_info, require=tuple(require)),
+        p, env=env, run=run, context=Context(host=host_info, require=required),
     )
     checked = _checked(info) if info is not None else ""
     notes: list[str] = []
+    if run and info is not None and not problems:  # it runs; as a plugin it would not load
+        notes += [_not_a_plugin(problem) for problem in type_problems(info)]
     if info is not None:
         go = _go_info(p)
         if go is not None:
@@ -95,6 +113,15 @@ def explain(
         if host is not None and not run:
             problems += _go_problems(p, go, host, host_info)
     return Verdict(p, "run" if run else "load", tuple(problems), checked, tuple(notes))
+
+
+def _not_a_plugin(problem: Problem) -> str:
+    """A program's note: why dlopen refuses it, which only matters to a host."""
+    what = {"pie-executable": "a position-independent executable",
+            "executable": "an executable linked at a fixed address"}.get(problem.kind, "")
+    said = problem.message[problem.message.rfind("(dlopen says "):].strip("()")
+    return (f"as a plugin it will not load: it is a program ({what}), and glibc's dlopen "
+            f"refuses programs ({said}); --load checks it as a plugin")
 
 
 def _go_problems(

@@ -36,10 +36,15 @@ def test_v2_sample_breaks_the_abi_in_three_ways(samples: dict[str, labkit.Sample
     kinds = {c.kind for c in report.changes}
     assert {"size-changed", "member-inserted", "offset-changed", "enumerator-changed",
             "type-changed"} <= kinds
+    # options is a member of the plugin's private struct lab_state, which lab_plugin's
+    # member create returns: the path says so, outer member included
     where = {c.where for c in report.changes if c.kind == "offset-changed"}
-    assert where == {"const lab_plugin* lab_plugin_entry(void): member options: struct lab_options"}
+    assert where == {"const lab_plugin* lab_plugin_entry(void): member create: return type: "
+                     "struct lab_state: member options: struct lab_options"}
     assert any("'lab_case::LAB_CASE_UPPER' from value '1' to '2'" in c.detail for c in report.changes)
-    assert any("from 'double' to 'float'" in c.detail and "member scale" in c.where for c in report.changes)
+    scale = {c.where for c in report.changes if "from 'double' to 'float'" in c.detail}
+    assert scale == {"const lab_plugin* lab_plugin_entry(void): member scale: return type",
+                     "const lab_plugin* lab_plugin_entry(void): member scale: parameter 2"}
     result = run_cli("abi-diff", samples["upper"].path, samples["upper_v2"].path, "--struct", "lab_options")
     assert result.returncode == 1 and "INCOMPATIBLE" in result.stdout
     assert "CHANGED" in result.stdout and "indent" in result.stdout
@@ -60,8 +65,84 @@ def test_removed_symbol_changed_parameter_and_struct(workdir: Path) -> None:
     assert by_kind["removed-function"].where == "int gone(void)"
     assert by_kind["added-function"].where == "int added(void)" and not by_kind["added-function"].breaking
     assert by_kind["type-changed"].where == "double area(double): parameter 1"
-    assert by_kind["member-inserted"].where == "int norm(point*): struct point"
+    assert by_kind["member-inserted"].where == "int norm(point*): parameter 1: struct point"
     assert not report.compatible
+
+
+#: A function's own parameters and return type (distinct bodies, so that gcc's identical
+#: code folding does not merge two functions into one symbol).
+SIGNATURES_OLD = """
+int gain(int a) { return a + 1; }
+int lose(int a, int b) { return a * b + 2; }
+int widen(int a) { return a * 3; }
+int retype(int a) { return a * 5; }
+void *pointer(int a) { return (void *)(long)(a * 7); }
+int nothing(int *a) { return *a * 11; }
+int constant(char *s) { return s[0] + 13; }
+"""
+SIGNATURES_NEW = """
+int gain(int a, int b) { return a + b + 1; }
+int lose(int a) { return a * 2; }
+int widen(long a) { return (int)(a * 3); }
+long retype(int a) { return a * 5L; }
+int *pointer(int a) { return (int *)(long)(a * 7); }
+int nothing(int a) { return a * 11; }
+int constant(const char *s) { return s[0] + 13; }
+"""
+
+
+def test_any_change_to_a_functions_parameters_or_return_type_breaks(workdir: Path) -> None:
+    """abidiff 2.2-2.6 sets only its ABI_CHANGE bit (4) for all of these: labkit reviews
+    them, and only an added const is compatible."""
+    report = labkit.abi_diff(labkit.build_shared(SIGNATURES_OLD, "sig_old").path,
+                             labkit.build_shared(SIGNATURES_NEW, "sig_new").path)
+    assert not report.compatible
+    found = {(c.where.split("(")[0].split()[-1], c.kind, c.breaking) for c in report.changes}
+    assert ("gain", "parameter-added", True) in found
+    assert ("lose", "parameter-removed", True) in found
+    assert ("widen", "type-changed", True) in found
+    assert ("retype", "type-changed", True) in found
+    assert ("nothing", "entity-changed", True) in found
+    assert not any(name == "constant" and breaking for name, _, breaking in found)
+    result = run_cli("abi-diff", "build/libsig_old.so", "build/libsig_new.so", cwd=workdir)
+    assert result.returncode == 1 and "[BREAKS] parameter-added: int gain(int): parameter 2 of type 'int' was added" in result.stdout
+
+
+def test_a_gained_parameter_alone_is_incompatible(workdir: Path) -> None:
+    old = labkit.build_shared("int f(int a) { return a + 1; }\n", "gain_old")
+    new = labkit.build_shared("int f(int a, int b) { return a + b; }\n", "gain_new")
+    report = labkit.abi_diff(old.path, new.path)
+    assert report.status & 4  # abidiff 2.2-2.6 leave it to be reviewed (bit 8 unset)
+    assert [(c.kind, c.where) for c in report.changes] == [("parameter-added", "int f(int)")]
+    assert not report.compatible
+    assert run_cli("abi-diff", old.path, new.path, cwd=workdir).returncode == 1
+
+
+def test_parse_report_on_parameter_words() -> None:
+    """The words libabigail's default reporter uses for a function's parameters (and a
+    function pointer's: the path names the member)."""
+    text = """Functions changes summary: 0 Removed, 1 Changed, 0 Added function
+
+1 function with some indirect sub-type change:
+
+  [C] 'function int gain(int)' at new.c:3:1 has some indirect sub-type changes:
+    parameter 2 of type 'int' was added
+    parameter 3 of type 'long int' was removed
+    parameter 1 of type 'char*' changed:
+      in pointed to type 'char':
+        entity changed from 'char' to 'const char'
+        type size hasn't changed
+    parameter 4 of type 'int*' changed:
+      entity changed from 'int*' to 'int'
+      type size changed from 64 to 32 (in bits)
+"""
+    assert [(c.kind, c.where, c.breaking) for c in parse_report(text)] == [
+        ("parameter-added", "int gain(int)", True),
+        ("parameter-removed", "int gain(int)", True),
+        ("qualifier-changed", "int gain(int): parameter 1", False),
+        ("entity-changed", "int gain(int): parameter 4", True),
+        ("size-changed", "int gain(int): parameter 4", True),
+    ]
 
 
 def test_an_added_function_is_compatible(workdir: Path) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import labkit
 from labkit import binutils
+from labkit.dynamic import load_relocations, read_dynamic
 
 from .conftest import HELLO_C
 
@@ -150,3 +152,34 @@ def test_read_soname_refuses_bad_files(bad: dict[str, Path]) -> None:
         labkit.read_soname(bad["truncated"])
     with pytest.raises(labkit.ElfError, match="not an ELF file"):
         labkit.read_soname(bad["text"])
+
+
+def _readelf(*args: str | Path) -> str:
+    return subprocess.run(["readelf", "-W", *map(str, args)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_tls_segment_flags_and_tls_relocations_match_readelf(workdir: Path) -> None:
+    """What the loader's model reads (labkit.dynamic and the new ElfInfo fields) against
+    readelf: the PT_TLS segment, DT_FLAGS and DT_FLAGS_1, the TLS relocations."""
+    source = ('__thread char block[100] __attribute__((tls_model("initial-exec")));\n'
+              "int touch(void) { return ++block[99]; }\n")
+    lib = labkit.build_shared(source, "ietls", ldflags=["-Wl,-z,nodlopen"])
+    info = labkit.read_elf(lib.path)
+    dyn = read_dynamic(lib.path)
+    tls_line = next(line.split() for line in _readelf("-l", lib.path).splitlines()
+                    if line.strip().startswith("TLS "))
+    assert info.tls == dyn.tls and info.tls is not None
+    assert (info.tls.size, info.tls.align) == (int(tls_line[5], 16), int(tls_line[7], 16))
+    flags = _readelf("-d", lib.path)
+    assert info.static_tls and dyn.static_tls and "STATIC_TLS" in flags
+    assert info.no_dlopen and "NOOPEN" in flags and not info.pie
+    relocations = [line.split()[2] for line in _readelf("-r", lib.path).splitlines()
+                   if "TPOFF" in line or "TLSDESC" in line]
+    assert relocations == ["R_X86_64_TPOFF64"]
+    assert [(r.kind, r.symbol) for r in load_relocations(lib.path) if r.kind != "symbol"] == \
+        [("tpoff", "block")]
+    exe = labkit.build_executable("int main(void) { return 0; }\n", "piecheck")
+    assert labkit.read_elf(exe.path).pie and "PIE" in _readelf("-d", exe.path)
+    libc = next(p for p in (Path("/lib/x86_64-linux-gnu/libc.so.6"), Path("/usr/lib64/libc.so.6")) if p.exists())
+    assert labkit.read_elf(libc).type == "shared object"  # it has an interpreter, and no DF_1_PIE
