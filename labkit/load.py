@@ -23,7 +23,7 @@ from typing import Any
 from .constants import RTLD
 from .diagnose import Context, Problem, diagnose_load
 from .elf import check_complete
-from .errors import ElfError, InputError, LoadError, SymbolError
+from .errors import ElfError, InputError, LabkitError, LoadError, SymbolError
 from .paths import show, tidy
 
 _CDEF = """
@@ -241,6 +241,9 @@ def _open(target: str, flags: int, *, display: str) -> Library:
                 raise _load_error(display, Path(target), "", [problem], called=False) from None
         except InputError:
             pass  # missing or a directory: dlopen reports it safely, the diagnosis explains
+        aborts = _loader_aborts(target)
+        if aborts:  # glibc's loader would assert and end this process instead of failing
+            raise _load_error(display, Path(target), "", aborts, called=False)
     ffi, lib = _dl()
     with _lock:
         _dlerror(lib, ffi)
@@ -251,6 +254,18 @@ def _open(target: str, flags: int, *, display: str) -> Library:
         problems = diagnose_load(target, dlerror=err, context=context)
         raise _load_error(display, Path(target), err, problems)
     return Library(Path(target), handle, flags, display)
+
+
+def _loader_aborts(target: str) -> list[Problem]:
+    """The ``loader-abort`` problems of ``target``: inputs on which glibc's loader fails an
+    assertion and ends the whole process (exit status 127) instead of failing dlopen. The
+    check follows the loader over every object the file would map (a few milliseconds); a
+    file labkit cannot read is left to dlopen, which reports it safely."""
+    try:
+        problems = diagnose_load(target, context=Context(provided=_globally_defined))
+    except LabkitError:
+        return []
+    return [p for p in problems if p.kind == "loader-abort"]
 
 
 def _globally_defined(name: str) -> bool:
