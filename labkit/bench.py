@@ -64,7 +64,7 @@ from .wasm import build_wasm_sample
 
 #: A Python-side figure and the same callee called from the host's own language.
 BINDINGS = ((Figure.PY_CFFI, Figure.C_DLSYM), (Figure.PY_CTYPES, Figure.C_DLSYM),
-            (Figure.PY_WASM, Figure.C_WASM_RAW), (Figure.PY_RPC_GO, Figure.GO_RPC_GO))
+            (Figure.PY_WASM, Figure.C_WASM), (Figure.PY_RPC_GO, Figure.GO_RPC_GO))
 _REQUEST = {"host": "example.com"}
 # Python calling Go runs in a fresh Python: a Go runtime, once started, never leaves its
 # process, and must never start inside a notebook's kernel. dlopen of a c-shared library

@@ -63,7 +63,7 @@ MODELS: dict[str, dict[str, str]] = {
         "hot reload": "yes: restart the process", "deployment": "a program per plugin",
     },
     COMPILED_IN: {
-        "call": Figure.GO_COMPILED_IN, "start": "", "python call": Figure.PY_FUNCTION,
+        "call": Figure.GO_REGISTRY, "start": "", "python call": Figure.PY_FUNCTION,
         "a crash does": "kills the host", "languages": "the host's",
         "platforms": "the host's", "coupling": "none at run time: one build",
         "hot reload": "no: rebuild and redeploy", "deployment": "a new host binary",

@@ -173,7 +173,8 @@ def _header_problems(p: Path, elf_class: int, e_machine: str, e_type: str) -> li
         problems.append(Problem(
             "wrong-machine",
             f"{show(p)!r} holds {theirs} code; this machine runs {ours}, so the loader "
-            "skips it and says 'No such file or directory', although the file is there",
+            "rejects it (in a search, skips it) and says 'No such file or directory', "
+            "although the file is there",
             f"rebuild it for {ours} (cc here, or zig cc -target {ours}-linux-gnu), "
             f"or run it on a machine that runs {theirs}",
         ))

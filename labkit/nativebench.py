@@ -108,6 +108,7 @@ def native_figures(hosts: NativeHosts, c_library: Path, rpc: RpcSamples, sizes: 
         summarise(Figure.C_DLSYM, "call", c["call"], n, "C"),
         summarise(Figure.GO_PLUGIN, "call", go["plugin"], n, "Go"),
         summarise(Figure.GO_COMPILED_IN, "call", go["direct"], n, "Go"),
+        summarise(Figure.GO_REGISTRY, "call", go["registry"], n, "Go"),
         summarise(Figure.C_WASM_RAW, "call", wasm["raw"], sizes.wasm_calls, "C"),
         summarise(Figure.C_WASM, "call", wasm["call"], sizes.wasm_calls, "C"),
         summarise(Figure.WASM_INSIDE, "call", wasm["inside"], n, "C"),

@@ -94,7 +94,10 @@ def build_samples(
     gone = build_shared(support / "gone.c", out_dir=sdk)
     options: dict[str, dict[str, Any]] = {
         "needs_lib": {"libs": [gone.path]},
-        "needs_version": {"libs": [newer.path], "ldflags": ["-Wl,-rpath,$ORIGIN/lib"]},
+        "needs_version": {"libs": [newer.path],
+                          # RUNPATH, not RPATH, whatever the linker's default: an RPATH would
+                          # be searched before LD_LIBRARY_PATH (notebook 04 relies on the order)
+                          "ldflags": ["-Wl,-rpath,$ORIGIN/lib", "-Wl,--enable-new-dtags"]},
     }
     samples = {}
     for sample_id in SAMPLES:

@@ -176,37 +176,41 @@ def load_wasm(
 
 class _Watchdog:
     """One daemon thread per plugin that moves the engine's epoch when a call outlives its
-    deadline (cheaper than a timer thread per call)."""
+    deadline (cheaper than a timer thread per call). Arming a call wakes the thread only when
+    the deadline comes before the thread's own next wake-up (at most a second away), so a
+    call under a long limit costs two attribute writes, not a thread switch."""
 
     def __init__(self, engine: wasmtime.Engine, seconds: float) -> None:
         self._engine = engine
         self._seconds = seconds
         self._cond = threading.Condition()
         self._deadline: float | None = None
+        self._wakes_at = 0.0  # when the thread wakes by itself next
         threading.Thread(target=_watch, args=(weakref.ref(self),), name="labkit-wasm-watchdog",
                          daemon=True).start()
 
     def arm(self) -> None:
-        with self._cond:
-            self._deadline = time.monotonic() + self._seconds
-            self._cond.notify()
+        deadline = time.monotonic() + self._seconds
+        self._deadline = deadline
+        if deadline < self._wakes_at:
+            with self._cond:
+                self._cond.notify()
 
     def disarm(self) -> None:
-        with self._cond:
-            self._deadline = None
+        self._deadline = None
 
     def _check(self) -> None:
         """Wait for the deadline, at most a second at a time; move the epoch once it passed."""
         with self._cond:
-            if self._deadline is None:
-                self._cond.wait(1.0)
+            deadline = self._deadline
+            now = time.monotonic()
+            if deadline is not None and deadline <= now:
+                self._deadline = None
+                self._engine.increment_epoch()
                 return
-            remaining = self._deadline - time.monotonic()
-            if remaining > 0:
-                self._cond.wait(min(remaining, 1.0))
-                return
-            self._deadline = None
-            self._engine.increment_epoch()
+            wait = 1.0 if deadline is None else min(deadline - now, 1.0)
+            self._wakes_at = now + wait
+            self._cond.wait(wait)
 
 
 def _watch(ref: weakref.ref[_Watchdog]) -> None:

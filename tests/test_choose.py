@@ -116,7 +116,7 @@ def test_advise_never_recommends_a_model_over_the_budget(
     ({"budget": 0}, "budget is a fraction of one core, above 0 and at most 1, not 0"),
     ({"budget": 1.5}, "not 1.5"),
     ({"calls_per_second": -1}, "calls_per_second cannot be negative: -1"),
-    ({"results": []}, "the results hold no figure 'Go → Go compiled in .direct call.' to "
+    ({"results": []}, 'the results hold no figure .Go → Go compiled in .registry.s interface call.. to '
                       "price 'Compiled in .registry.'. Fix: pass what labkit.run_bench"),
 ])
 def test_advise_refuses_what_it_cannot_price(kwargs: dict[str, object], says: str) -> None:
@@ -169,14 +169,3 @@ def test_the_advisor_widget_prints_what_it_shows() -> None:
     assert str(advisor).startswith(f"{WASM}: ")
     assert advisor._repr_mimebundle_()["text/plain"] == str(advisor)
     assert "<b>WebAssembly (wasmtime)</b>" in advisor._answer.value
-
-
-def test_exercise_08_1_says_the_same_words_whatever_the_timings() -> None:
-    for rpc in (150e-6, 400e-6):  # two machines, one verdict, no figure in the feedback
-        advice = ask(True, True, False, 100, {**TYPICAL, RPC: rpc})
-        feedback = labkit.evaluate_exercise("08.1", advice)
-        assert feedback.passed and str(feedback) == (
-            "✅ 08.1 passed: RPC plugins (go-plugin): it meets those constraints and its calls "
-            "fit 10% of a core at 100 calls/s; print the advice for the numbers")
-    wrong = labkit.evaluate_exercise("08.1", ask(True, True, False, 1_000))
-    assert not wrong.passed and "calls_per_second=1000: not the situation" in wrong.message

@@ -159,8 +159,8 @@ EXERCISES = [
         "04.1",
         "Build a libhelper.so that makes needs_version load and still serves plugins built "
         "against release 1.",
-        ("A symbol version is not written in the C source: the linker gives it, from a "
-         "file you pass.",
+        ("Most symbol versions are not written in C: the linker assigns them, from a file "
+         "you give it.",
          "Section 6 (A symbol version that does not exist here): the file it prints; "
          "labkit.read_elf(lib).version_defs checks your build."),
         helper_release_2),

@@ -196,8 +196,8 @@ EXERCISES = [
         "must load from anywhere, without LD_LIBRARY_PATH.",
         ("The loader can search relative to the folder the plugin was loaded from, not the "
          "current one.",
-         "Section 5 (The search path), its last cell; labkit.read_elf(plugin).runpath "
-         "shows what you built."),
+         "Section 5 (The search path), the cell that builds app_origin; "
+         "labkit.read_elf(plugin).runpath shows what you built."),
         ships_its_dependency),
     Exercise(
         "02.3",
@@ -205,7 +205,7 @@ EXERCISES = [
         "another lab_version was loaded RTLD_GLOBAL.",
         ("A library's call to its own exported function goes through the global lookup by "
          "default.",
-         "Section 6 (Symbol interposition), its last cell; Drepper's How To Write Shared "
-         "Libraries, on binding to one's own definitions."),
+         "Section 6 (Symbol interposition), the cell whose base binds to itself; "
+         "Drepper's How To Write Shared Libraries, on binding to one's own definitions."),
         binds_to_itself),
 ]

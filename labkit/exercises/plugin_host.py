@@ -112,7 +112,7 @@ def counts_per_instance(answer: Any) -> str:
     got = outcome.value
     if got == ["1: one", "2: two", "3: three", "4: four", "5: five"]:
         raise Refused(f"the second instance went on from the first's count ({got}): the "
-                      "count is kept once per process, not per instance")
+                      "count is kept once per loaded library, not per instance")
     if got != list(COUNTED):
         raise Refused(f"two instances called in turn gave {got}, not {list(COUNTED)}")
     return (f"two instances called in turn counted apart ({', '.join(COUNTED)}), and both "
@@ -142,8 +142,8 @@ EXERCISES = [
         "03.3",
         "Write a plugin whose transform returns 'n: text', n counting the calls of that "
         "instance; two instances count apart.",
-        ("A global variable exists once per process, however many times the host creates "
-         "the plugin.",
+        ("A global variable exists once per loaded library, however many times the host "
+         "calls create.",
          "Section 1 (the opaque state: create and destroy) and upper.c's struct lab_state "
          "in section 2."),
         counts_per_instance),

@@ -89,7 +89,7 @@ EXERCISES = [
     Exercise(
         "09.1",
         "Load the wasm sample with a fuel budget that lets wasm_shout handle texts of up "
-        "to 40 characters, and stops spin.",
+        "to 40 characters, and stops spin within 5 seconds.",
         ("Fuel is counted per call: try budgets and see which ones trap, for shout and for "
          "spin.",
          "Section 6 (A plugin that never returns) and help(labkit.load_wasm)."),
