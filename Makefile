@@ -20,13 +20,28 @@ PORTABLE ?= 1
 NBVAL := $(BIN)/pytest --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: lab test setup system-packages test-system-packages python-env test-code test-notebooks test-binder test-portable notebooks protos check clean
+.PHONY: lab test test-host setup system-packages test-system-packages python-env test-code test-notebooks test-binder test-portable notebooks protos check clean
 
 # Jupyter refuses to run as root unless told; on a laptop you are not root.
 lab: setup
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/00-start-here.ipynb
 
-test: setup test-system-packages test-code test-notebooks test-binder $(if $(filter 1,$(PORTABLE)),test-portable)
+# The portable run works in its own root filesystem, so it goes on beside the host's suites
+# (they share 2 cores well: each is mostly one process at a time); its log follows theirs.
+test: setup test-system-packages
+	@portable=; if [ "$(PORTABLE)" = 1 ]; then \
+	  mkdir -p build && echo "make test-portable runs beside these suites; its log: build/test-portable.log"; \
+	  $(MAKE) --no-print-directory test-portable > build/test-portable.log 2>&1 & portable=$$!; \
+	fi; \
+	status=0; $(MAKE) --no-print-directory test-host || status=$$?; \
+	if [ -n "$$portable" ]; then \
+	  wait $$portable || { portable_status=$$?; [ $$status != 0 ] || status=$$portable_status; }; \
+	  echo "--- make test-portable (build/test-portable.log) ---"; cat build/test-portable.log; \
+	fi; \
+	exit $$status
+
+# The host's suites, one after another.
+test-host: test-code test-notebooks test-binder
 
 setup: system-packages python-env
 
