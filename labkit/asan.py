@@ -4,7 +4,9 @@ A program built with ``-fsanitize=address`` stops at its first invalid access an
 report to stderr: addresses and stack frames that differ on every run. :func:`asan_report`
 keeps what does not: the kind (``heap-buffer-overflow``), the access (a read or a write), the
 function and source line that made it, and where the bad byte lies relative to the block
-(``0 bytes to the right of 12-byte region``), with the function that allocated the block.
+(``0 bytes after 12-byte region``), with the function that allocated the block. Sanitizer
+runtimes word that last part differently (GCC 12's says ``to the right of``, GCC 14's
+``after``): it is given in the newer words, whichever the report used.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ _ERROR = re.compile(r"ERROR: AddressSanitizer: ([\w-]+)")
 _ACCESS = re.compile(r"^(READ|WRITE) of size \d+", re.M)
 _FRAME = re.compile(r"^\s+#\d+ 0x[0-9a-f]+ in (\S+) (\S+?):(\d+)", re.M)
 _WHERE = re.compile(
-    r"is located (\d+ bytes (?:to the (?:left|right) of|inside of) \d+-byte region)")
+    r"is located (\d+) bytes (to the left of|to the right of|before|after|inside of) "
+    r"(\d+)-byte region")
+#: The older words for where a bad byte lies, and the newer ones the report gives.
+_NEWER = {"to the left of": "before", "to the right of": "after"}
 _ALLOCATED = re.compile(r"allocated by thread \w+ here:\n")
 
 
@@ -29,7 +34,7 @@ class AsanReport:
     access: str  # "READ" or "WRITE" ("" when the report names none)
     function: str  # the function that made the access
     location: str  # its source file and line, "upper.c:24"
-    where: str  # "0 bytes to the right of 12-byte region" ("" when not said)
+    where: str  # "0 bytes after 12-byte region" ("" when not said)
     allocated_by: str  # "main (asan_host.c:11)" ("" when not said)
 
     def __str__(self) -> str:
@@ -56,8 +61,11 @@ def asan_report(stderr: str) -> AsanReport | None:
     if allocated is not None:
         frame = _first_frame(body[allocated.end():])
         allocated_by = f"{frame[0]} ({frame[1]})" if frame else ""
-    return AsanReport(error[1], access[1] if access else "", function, location,
-                      where[1] if where else "", allocated_by)
+    said = ""
+    if where is not None:
+        said = f"{where[1]} bytes {_NEWER.get(where[2], where[2])} {where[3]}-byte region"
+    return AsanReport(error[1], access[1] if access else "", function, location, said,
+                      allocated_by)
 
 
 def _first_frame(text: str) -> tuple[str, str] | None:

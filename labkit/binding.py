@@ -135,8 +135,9 @@ def relocation_problems(
                     continue  # a missing version already explains it
                 found = exports.lookup(sym, _version_file(info, sym), scope, context.provided)
                 if isinstance(found, Obj):
-                    problems.append(_lookup_abort(obj, sym, found))
-                    continue
+                    if glibc_version() < CHECK_MATCH_ACCEPTS:
+                        problems.append(_lookup_abort(obj, sym, found))
+                    continue  # from 2.41 on, check_match takes the unversioned symbol
                 if found:
                     continue
                 if not unresolved:
@@ -162,6 +163,11 @@ def _version_file(info: ElfInfo, sym: Symbol) -> str | None:
         return None
     return next((need.library for need in info.version_needs if sym.version in need.versions),
                 None)
+
+
+#: The glibc release whose check_match accepts a versioned reference to a library without
+#: symbol versions (commit bdaf500353 removed the assertion that ended the process before).
+CHECK_MATCH_ACCEPTS = (2, 41)
 
 
 def _lookup_abort(obj: Obj, sym: Symbol, lib: Obj) -> Problem:

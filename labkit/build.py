@@ -145,8 +145,9 @@ def compile_c(
     cached = cache_dir() / "build" / key[:2] / key / filename
     from_cache = cached.exists()
     command: tuple[str, ...]
-    if from_cache:
-        command = _command(tool, target, flags, f"{base}.c", filename, link)
+    if from_cache:  # the command a fresh build runs: the source's own folder included
+        include = [f"-I{Path(origin).parent}"] if origin else []
+        command = _command(tool, target, include + flags, f"{base}.c", filename, link)
     else:
         command = _compile(
             text, base, display_name, origin, tool, target, flags, link, filename, cached

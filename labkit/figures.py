@@ -43,7 +43,7 @@ class Figure(StrEnum):
     RPC_FLOOR = "Python ↔ Python socket ping-pong"
     # start-up
     C_DLOPEN = "C host: dlopen a C .so"
-    PY_DLOPEN = "Python: labkit.load a C .so"
+    PY_DLOPEN = "Python: dlopen a C .so (cffi)"
     GO_OPEN = "Go host: plugin.Open + Lookup"
     PY_GO_LOAD = "Python: Go c-shared .so, load + 1st call"
     C_WASM_START = "C host: new engine, compile + instantiate wasm"

@@ -28,6 +28,17 @@ def test_executable_runs(workdir: Path) -> None:
     assert (proc.returncode, proc.stdout) == (3, "ran\n")
 
 
+def test_a_cache_hit_shows_the_command_a_fresh_build_ran(workdir: Path, unique: str) -> None:
+    source = workdir / "withheader.c"
+    (workdir / "withheader.h").write_text("#define ANSWER 42\n")
+    source.write_text(unique + '#include "withheader.h"\nint answer(void) { return ANSWER; }\n')
+    fresh = labkit.build_shared(source)
+    again = labkit.build_shared(source)
+    assert not fresh.from_cache and again.from_cache
+    assert f"-I{workdir}" in " ".join(fresh.command)  # the header's folder, for the copy it builds
+    assert again.command == fresh.command and again.command_line == fresh.command_line
+
+
 def test_second_build_is_a_cache_hit(workdir: Path, unique: str) -> None:
     first = labkit.build_shared(unique + HELLO_C, "cached")
     assert not first.from_cache
