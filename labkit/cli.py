@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .errors import LabkitError
+from .paths import paths_as_given
 
 _EXPLAIN = """A shared object is checked for loading with dlopen, a program for running; --load,
 --host or --require check a program for loading too (dlopen refuses programs). Exit status:
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--calls", type=int, default=2000, help="calls per mechanism (rpc)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    with paths_as_given():
+        return _run(parser, args)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command == "doctor":
             from .doctor import main as doctor

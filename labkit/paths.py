@@ -7,9 +7,11 @@ that.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 #: The root of the lab: the folder that holds ``labkit/``, ``notebooks/`` and ``plugins/``.
@@ -24,9 +26,34 @@ def cache_dir() -> Path:
     return base
 
 
+#: Whether paths are shown as they were given (the command line) rather than shortened (the
+#: notebooks, whose stored outputs must not depend on the machine's folders).
+_as_given = False
+
+
+@contextlib.contextmanager
+def paths_as_given() -> Iterator[None]:
+    """Within it, :func:`show` and :func:`tidy` leave paths as the user gave them, but for
+    the current folder's prefix: the command line says ``'/tmp' is a directory``, not a
+    notebook's ``'<tmp>'``."""
+    global _as_given
+    before, _as_given = _as_given, True
+    try:
+        yield
+    finally:
+        _as_given = before
+
+
 def show(path: str | os.PathLike[str]) -> str:
     """A path as a learner should read it: relative to the current folder when it is
-    inside it, else relative to the lab, else ``<cache>/...`` or ``<tmp>/...``, else as is."""
+    inside it, else relative to the lab, else ``<cache>/...`` or ``<tmp>/...``, else as is
+    (within :func:`paths_as_given`, only the current folder's prefix goes)."""
+    if _as_given:  # a path inside the current folder relative to it, any other as it is
+        text = os.fspath(path)
+        if os.path.isabs(text):
+            with contextlib.suppress(ValueError):
+                return str(Path(text).relative_to(Path.cwd()))
+        return text
     p = Path(path)
     absolute = p if p.is_absolute() else Path.cwd() / p
     anchors = [(Path.cwd(), ""), (LAB_ROOT, "")]
@@ -37,13 +64,16 @@ def show(path: str | os.PathLike[str]) -> str:
             rel = absolute.relative_to(anchor)
         except ValueError:
             continue
-        return prefix + str(rel)
+        return prefix + str(rel) if str(rel) != "." else prefix.rstrip("/") or "."
     return str(p)
 
 
 def tidy(text: str) -> str:
     """Replace machine-specific prefixes in tool output (the Python executable, the lab
-    folder, the cache, the temporary folder) with short stable names."""
+    folder, the cache, the temporary folder) with short stable names (within
+    :func:`paths_as_given`, only the current folder's prefix goes)."""
+    if _as_given:
+        return text.replace(str(Path.cwd()) + os.sep, "") if str(Path.cwd()) != os.sep else text
     replacements = [
         (sys.executable, "python"),
         (str(_cache_root()), "<cache>"),

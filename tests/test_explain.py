@@ -22,7 +22,15 @@ def test_every_sample_gets_the_documented_verdict(samples: dict[str, labkit.Samp
     assert verdict.ok is labkit.SAMPLES[sample_id]
     result = run_cli("explain", samples[sample_id].path)
     assert result.returncode == (0 if verdict.ok else 1), result.stderr
-    assert result.stdout.startswith(f"{labkit.show(samples[sample_id].path)}: will ")
+    assert result.stdout.startswith(f"{samples[sample_id].path}: will ")  # as given
+
+
+def test_the_command_line_shows_paths_as_given(tmp_path: Path) -> None:
+    result = run_cli("explain", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"labkit explain: '{tmp_path}' is a directory. Fix: point at a .so "
+                             "file or a program inside it\n")
+    assert labkit.show(tmp_path).startswith("<tmp>/")  # the notebooks' short form stays
 
 
 def test_missing_library_matches_the_loader(samples: dict[str, labkit.Sample]) -> None:
