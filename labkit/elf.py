@@ -10,9 +10,10 @@ raises :class:`~labkit.errors.ElfError` naming the cause.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,9 +330,14 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     from elftools.common.exceptions import ELFError, ELFParseError
 
     p = check_complete(path).path
+    stat = p.stat()
+    key = (str(p.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known = _READ.get(key)
+    if known is not None:  # read once: explain and the loader model ask for a file often
+        return known if known.path == p else dataclasses.replace(known, path=p)
     try:
         with open(p, "rb") as f:
-            return _parse(p, f)
+            info = _parse(p, f)
     except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
             AttributeError, TypeError) as exc:
         raise damaged(p, exc) from exc
@@ -339,6 +345,16 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
         if type(exc).__module__.startswith(("construct", "elftools")):
             raise damaged(p, exc) from exc
         raise
+    if len(_READ) >= _READ_LIMIT:
+        del _READ[next(iter(_READ))]  # the oldest
+    _READ[key] = info
+    return info
+
+
+#: What :func:`read_elf` has read, by file identity (path, device, inode, size, modification
+#: time): an edited or replaced file is read again.
+_READ: dict[tuple[str, int, int, int, int], ElfInfo] = {}
+_READ_LIMIT = 256
 
 
 def damaged(p: Path, exc: BaseException) -> ElfError:
@@ -504,33 +520,74 @@ def _version_names(verneed: Any, verdef: Any) -> dict[int, str]:
 
 
 def _dynamic_symbols(elf: Any, versym: Any, names: dict[int, str]) -> Iterator[Symbol]:
+    """The dynamic symbols, unpacked from the section's bytes with :mod:`struct` (what
+    pyelftools would say, symbol by symbol, in a fraction of the time: a Go program has
+    thousands); names as pyelftools gives them (``STT_LOOS`` is ``IFUNC``)."""
+    from elftools.elf.enums import ENUM_ST_INFO_BIND, ENUM_ST_INFO_TYPE, ENUM_ST_VISIBILITY
+
+    types, binds, visibilities = (_reverse(e) for e in (ENUM_ST_INFO_TYPE, ENUM_ST_INFO_BIND,
+                                                        ENUM_ST_VISIBILITY))
+    order = "<" if elf.little_endian else ">"
+    versions = versym.data() if versym is not None else b""
     for table in elf.iter_sections(type="SHT_DYNSYM"):
-        for index, sym in enumerate(table.iter_symbols()):
-            if index == 0:
-                continue
+        for index, name, info, other, shndx, _, sym_size in raw_symbols(elf, table):
+            kind = types.get(info & 0xF, str(info & 0xF))
             version, default, hidden = None, False, False
-            if versym is not None:
-                ndx = versym.get_symbol(index)["ndx"]
-                if isinstance(ndx, int):
+            if 2 * index + 2 <= len(versions):
+                (ndx,) = struct.unpack_from(order + "H", versions, 2 * index)
+                if ndx not in _VERSYM_SPECIAL:
                     hidden = bool(ndx & _VERSYM_HIDDEN)
                     number = ndx & ~_VERSYM_HIDDEN
                     # 0 and 1 are VER_NDX_LOCAL and VER_NDX_GLOBAL: unversioned
                     version = names.get(number) if number > 1 else None
-                    if version == sym.name:  # the symbol that names a version definition
+                    if version == name:  # the symbol that names a version definition
                         version = None
-                    default = sym["st_shndx"] != "SHN_UNDEF" and not hidden
+                    default = shndx != 0 and not hidden
             yield Symbol(
-                name=sym.name,
-                type=_SYMBOL_TYPES.get(str(sym["st_info"]["type"]),
-                                       str(sym["st_info"]["type"]).removeprefix("STT_")),
-                binding=str(sym["st_info"]["bind"]).removeprefix("STB_"),
-                visibility=str(sym["st_other"]["visibility"]).removeprefix("STV_"),
-                defined=sym["st_shndx"] != "SHN_UNDEF",
+                name=name,
+                type=_SYMBOL_TYPES.get(kind, kind.removeprefix("STT_")),
+                binding=binds.get(info >> 4, str(info >> 4)).removeprefix("STB_"),
+                visibility=visibilities.get(other & 0x7, str(other & 0x7)).removeprefix("STV_"),
+                defined=shndx != 0,  # SHN_UNDEF
                 version=version,
                 default_version=default,
-                size=sym["st_size"],
+                size=sym_size,
                 hidden=hidden,
             )
+
+
+def raw_symbols(elf: Any, table: Any) -> Iterator[tuple[int, str, int, int, int, int, int]]:
+    """Each entry of a symbol table section but the first (index 0, always empty), unpacked
+    from its bytes with :mod:`struct`: (index, name, st_info, st_other, st_shndx, st_value,
+    st_size). pyelftools parses a symbol at a time, which takes seconds for a Go program."""
+    order = "<" if elf.little_endian else ">"
+    wide = elf.elfclass == 64
+    # Elf64_Sym: name, info, other, shndx, value, size; Elf32_Sym: name, value, size, info,
+    # other, shndx
+    entry = struct.Struct(order + ("IBBHQQ" if wide else "IIIBBH"))
+    data = table.data()
+    strings = elf.get_section(table["sh_link"]).data()
+    size = table["sh_entsize"] or entry.size
+    for index in range(1, len(data) // size):
+        fields = entry.unpack_from(data, index * size)
+        if wide:
+            name_at, info, other, shndx, value, sym_size = fields
+        else:
+            name_at, value, sym_size, info, other, shndx = fields
+        end = strings.find(b"\0", name_at)
+        name = strings[name_at:end if end != -1 else len(strings)].decode("utf-8", "replace")
+        yield index, name, info, other, shndx, value, sym_size
+
+
+#: Version indexes pyelftools names rather than numbers: VER_NDX_LOCAL, VER_NDX_GLOBAL,
+#: VER_NDX_LORESERVE, VER_NDX_ELIMINATE.
+_VERSYM_SPECIAL = frozenset({0, 1, 0xFF00, 0xFF01})
+
+
+def _reverse(enum: Mapping[str, Any]) -> dict[int, str]:
+    """A pyelftools enum from value to name; of two names for one value the last wins, as
+    pyelftools decodes it."""
+    return {value: name for name, value in enum.items() if isinstance(value, int)}
 
 
 def _section_flags(value: int) -> str:

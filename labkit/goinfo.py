@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .elf import check_complete
+from .elf import check_complete, raw_symbols
 from .errors import ElfError
 from .paths import show
 
@@ -241,8 +241,8 @@ def _fingerprints(p: Path) -> tuple[dict[str, str], str, bool]:
         names: dict[int, Any] = {}
         hashes: dict[int, Any] = {}
         own: list[tuple[int, str, Any]] = []
-        for sym in table.iter_symbols():
-            name = sym.name
+        for _, name, _, _, _, value, size in raw_symbols(elf, table):
+            sym = {"st_value": value, "st_size": size}  # what _read needs of it
             if name == "go:link.thispluginpath":
                 plugin_path = _read(elf, sym).decode("utf-8", errors="replace")
             if not name.startswith("go:link.pkg"):

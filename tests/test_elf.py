@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import labkit
 from labkit import binutils
 from labkit.dynamic import load_relocations, read_dynamic
+from labkit.toolchain import find_zig
 
 from .conftest import HELLO_C
 
@@ -183,3 +185,64 @@ def test_tls_segment_flags_and_tls_relocations_match_readelf(workdir: Path) -> N
     assert labkit.read_elf(exe.path).pie and "PIE" in _readelf("-d", exe.path)
     libc = next(p for p in (Path("/lib/x86_64-linux-gnu/libc.so.6"), Path("/usr/lib64/libc.so.6")) if p.exists())
     assert labkit.read_elf(libc).type == "shared object"  # it has an interpreter, and no DF_1_PIE
+
+
+def _symbols_by_pyelftools(path: Path) -> list[tuple[object, ...]]:
+    """Each dynamic symbol as pyelftools reads it, field by field (the slow way read_elf
+    no longer takes), with the version index the versym section gives it."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerSymSection
+
+    found = []
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+        for table in elf.iter_sections(type="SHT_DYNSYM"):
+            for index, sym in enumerate(table.iter_symbols()):
+                if index == 0:
+                    continue
+                ndx = versym.get_symbol(index)["ndx"] if versym is not None else None
+                found.append((sym.name, str(sym["st_info"]["type"]), str(sym["st_info"]["bind"]),
+                              str(sym["st_other"]["visibility"]), sym["st_shndx"] != "SHN_UNDEF",
+                              sym["st_size"], ndx if isinstance(ndx, int) else None))
+    return found
+
+
+def _interesting_files() -> list[Path]:
+    """libc, this Python, a C++ library, and the lab's own builds: C, a Go program."""
+    import ctypes.util
+
+    files = [Path(sys.executable).resolve()]
+    for name in ("c", "stdc++", "m"):
+        found = ctypes.util.find_library(name)
+        if found:
+            for folder in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64"):
+                if (Path(folder) / found).exists():
+                    files.append((Path(folder) / found).resolve())
+                    break
+    return files
+
+
+def test_read_elf_gives_each_symbol_as_pyelftools_reads_it(workdir: Path) -> None:
+    files = _interesting_files()
+    files.append(labkit.build_shared(labkit.PLUGINS_C / "upper.c").path)
+    files.append(labkit.build_shared(labkit.PLUGINS_C / "upper.c", target="aarch64-linux-gnu",
+                                     out_dir="build/arm").path)
+    files.append(labkit.build_go("host", "host", out_dir="build/go").path)  # thousands of them
+    # a 32-bit file (Elf32_Sym): zig cc for i386 with glibc, so its symbols have versions too
+    (workdir / "t32.c").write_text("int g = 3;\nint f(int x) { return x + g; }\n")
+    subprocess.run([*find_zig().command, "cc", "-target", "x86-linux-gnu", "-shared", "-fPIC",
+                    "-o", "t32.so", "t32.c"], cwd=workdir, check=True, timeout=300)
+    files.append(workdir / "t32.so")
+    assert labkit.read_elf(workdir / "t32.so").elf_class == 32
+    for path in files:
+        ours = labkit.read_elf(path).symbols
+        theirs = _symbols_by_pyelftools(path)
+        assert len(ours) == len(theirs), path
+        for sym, (name, kind, bind, vis, defined, size, ndx) in zip(ours, theirs, strict=True):
+            assert (sym.name, sym.defined, sym.size) == (name, defined, size), (path, name)
+            assert sym.binding == bind.removeprefix("STB_") and sym.visibility == \
+                vis.removeprefix("STV_"), (path, name)
+            assert sym.type == {"STT_LOOS": "IFUNC"}.get(kind, kind.removeprefix("STT_"))
+            assert sym.hidden == bool(ndx and ndx & 0x8000), (path, name)
+            assert (sym.version is None) or ndx is not None, (path, name)
