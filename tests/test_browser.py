@@ -1,6 +1,7 @@
 """The lab in a real browser: JupyterLab on a free loopback port, Debian's Chromium driven
 through ChromeDriver, a notebook run top to bottom, its output and an ipywidgets control
-checked where a learner sees them. The screenshot lands in docs/ for the README."""
+checked where a learner sees them. The screenshot lands in build/; copying it to docs/
+refreshes the README's picture (a test run leaves the checkout as it was)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import labkit
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 NOTEBOOK = "notebooks/03-plugin-host.ipynb"
-SCREENSHOT = labkit.LAB_ROOT / "docs" / "lab-in-chromium.png"
+SCREENSHOT = labkit.LAB_ROOT / "build" / "lab-in-chromium.png"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--window-size=1280,900"]
@@ -151,7 +152,7 @@ def test_a_notebook_runs_in_chromium_and_its_output_and_widget_render(
     assert "upper" in panel.text
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", panel)
     time.sleep(0.5)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT)), "Chromium took no screenshot"
     assert SCREENSHOT.stat().st_size > 10_000
     assert count > 10
