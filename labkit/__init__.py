@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from .binutils import nm_dynamic, readelf_dynamic_symbols, readelf_header
     from .build import Artifact, build_executable, build_shared, compile_c
     from .choose import MODELS, Fit, ModelAdvisor, Recommendation, advise, tradeoffs
-    from .constants import RTLD
     from .diagnose import Context, Problem, diagnose_load, find_library
     from .doctor import report as doctor_report
     from .elf import ElfInfo, Header, Section, Symbol, VersionNeed, peek, read_elf, read_soname
@@ -80,7 +79,7 @@ if TYPE_CHECKING:
     from .isolate import Outcome, run_program
     from .isolate import run as run_isolated
     from .lab import NotebookEntry, notebook_map, print_map
-    from .load import Function, Library, c_string, is_mapped, load, load_fresh
+    from .load import RTLD, Function, Library, c_string, is_mapped, load, load_fresh
     from .magics import load_ipython_extension
     from .paths import LAB_ROOT, show, tidy
     from .pyplugins import PLUGINS_PY, Installed, install_plugin, plugin_manager, transformers
@@ -146,7 +145,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'PluginPanel': ('.widgets', 'PluginPanel'),
     'Problem': ('.diagnose', 'Problem'),
     'RPCPluginError': ('.errors', 'RPCPluginError'),
-    'RTLD': ('.constants', 'RTLD'),
+    'RTLD': ('.load', 'RTLD'),
     'Recommendation': ('.choose', 'Recommendation'),
     'SAMPLES': ('.samples', 'SAMPLES'),
     'Sample': ('.samples', 'Sample'),
@@ -221,7 +220,6 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'transformers': ('.pyplugins', 'transformers'),
     'wasm_shout': ('.wasm', 'shout'),
 }
-
 
 
 def __getattr__(name: str) -> Any:

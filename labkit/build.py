@@ -22,10 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .constants import BUILD_HINTS, ZIG_TARGETS
 from .errors import BuildError, InputError
 from .paths import cache_dir, show, tidy
 from .toolchain import Tool, find_cc, find_zig
+
+#: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
+ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding")
+
+#: A compiler or linker message, and the fix labkit suggests when it sees it.
+BUILD_HINTS = (
+    ("recompile with -fPIC", "build position-independent code: add -fPIC to cflags"),
+    ("undefined reference to", "link the library that defines the symbol: libs=[...]"),
+    ("cannot find -l", "the library is not on the linker's path: add -L<folder> to ldflags"),
+    ("No such file or directory", "a file named in the source or flags is missing: check "
+     "the #include lines and paths"),
+    ("file not found", "a header is missing: check the #include lines (wasm32-freestanding "
+     "has no C library, so no <stdio.h>)"),
+    ("implicit declaration of function", "declare the function (include its header) "
+     "before calling it"),
+)
+
 
 Kind = Literal["shared", "executable"]
 

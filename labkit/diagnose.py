@@ -26,9 +26,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .binding import missing_version, relocation_problems, version_problems
-from .constants import GLIBC_REFUSES_PIE, MACHINE_NAMES
 from .dynamic import dynamic_of
-from .elf import ElfInfo, host_e_machine, peek, read_elf
+from .elf import MACHINE_NAMES, ElfInfo, host_e_machine, peek, read_elf
 from .errors import ElfError, InputError
 from .loader import (
     Missing,
@@ -45,6 +44,11 @@ from .paths import show
 from .problem import Context as Context
 from .problem import Problem as Problem
 from .statictls import glibc_version
+
+#: glibc refuses to dlopen a position-independent executable from 2.30 on
+#: (elf/dl-load.c, BZ #24323).
+GLIBC_REFUSES_PIE = (2, 30)
+
 
 _UNDEFINED = re.compile(r"undefined symbol: (\S+?)(?:,|$|\s)")
 _VERSION = re.compile(r"version `([^']+)' not found \(required by ([^)]+)\)")

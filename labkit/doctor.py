@@ -14,10 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .constants import FIXES, TESTED_PYTHONS
 from .errors import ToolchainError
 from .paths import LAB_ROOT
-from .toolchain import find_cc, find_go, find_tool, find_zig, go_env
+from .toolchain import FIXES, find_cc, find_go, find_tool, find_zig, go_env
+
+#: The Python versions the lab is tested on: Binder's conda Python (environment.yml pins 3.11)
+#: and Debian 13's, in `make test`'s portable run.
+TESTED_PYTHONS = ((3, 11), (3, 13))
+
 
 #: Every package environment.yml pins for the lab itself (nbval too, which checks it), by
 #: distribution name, with the module the lab imports from it (None: a tool, not a module).

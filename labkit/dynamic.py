@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .constants import DF_STATIC_TLS, TLS_RELOCATIONS
 from .elf import (
+    DF_STATIC_TLS,
     DynamicTags,
     ElfInfo,
     TlsSegment,
@@ -26,6 +26,15 @@ from .elf import (
     interpreter_and_tls,
     read_elf,
 )
+
+#: Dynamic relocations that place a TLS block in static TLS, by machine: "tpoff" (the
+#: initial-exec model: the loader must find room or fail) and "tlsdesc" (TLS descriptors:
+#: the loader uses the optional part of the surplus while it lasts, else dynamic TLS).
+TLS_RELOCATIONS = {
+    "EM_X86_64": {18: "tpoff", 23: "tpoff", 36: "tlsdesc"},  # R_X86_64_TPOFF64/32, TLSDESC
+    "EM_AARCH64": {1030: "tpoff", 1031: "tlsdesc"},  # R_AARCH64_TLS_TPREL, TLSDESC
+    "EM_386": {14: "tpoff", 37: "tpoff", 41: "tlsdesc"},  # R_386_TLS_TPOFF/TPOFF32, TLS_DESC
+}
 
 
 @dataclass(frozen=True)

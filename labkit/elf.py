@@ -18,18 +18,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .constants import (
-    DF_1_NOOPEN,
-    DF_1_PIE,
-    DF_STATIC_TLS,
-    HOST_MACHINES,
-    MACHINE_NAMES,
-)
 from .errors import ElfError, InputError
 from .paths import show
 
 if TYPE_CHECKING:
     import pandas
+
+
+#: pyelftools' e_machine names mapped to the names people use (uname -m, zig targets).
+MACHINE_NAMES = {
+    "EM_X86_64": "x86_64",
+    "EM_386": "i386",
+    "EM_AARCH64": "aarch64",
+    "EM_ARM": "arm",
+    "EM_RISCV": "riscv",
+    "EM_PPC64": "ppc64",
+    "EM_S390": "s390x",
+    "EM_LOONGARCH": "loongarch64",
+}
+
+#: ``platform.machine()`` values mapped to the ELF e_machine that this host runs natively.
+HOST_MACHINES = {
+    "x86_64": "EM_X86_64",
+    "amd64": "EM_X86_64",
+    "aarch64": "EM_AARCH64",
+    "arm64": "EM_AARCH64",
+    "i686": "EM_386",
+    "riscv64": "EM_RISCV",
+    "ppc64le": "EM_PPC64",
+    "s390x": "EM_S390",
+}
+
+
+#: Bits of the dynamic section's DT_FLAGS and DT_FLAGS_1 (glibc's <elf.h>) the loader acts on.
+DF_STATIC_TLS = 0x10  # DT_FLAGS: the object uses the initial-exec TLS model
+DF_1_NOOPEN = 0x40  # DT_FLAGS_1: dlopen refuses it (ld -z nodlopen)
+DF_1_NODEFLIB = 0x800  # DT_FLAGS_1: ld.so.cache and the system folders are not searched
+DF_1_PIE = 0x08000000  # DT_FLAGS_1: a position-independent executable
+
 
 ELF_MAGIC = b"\x7fELF"
 _VERSYM_HIDDEN = 0x8000

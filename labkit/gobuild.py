@@ -24,11 +24,29 @@ from pathlib import Path
 from typing import Literal
 
 from .build import Artifact, Kind, _install, publish
-from .constants import GO_BUILD_HINTS, GO_TARGETS
 from .errors import BuildError, InputError
 from .paths import LAB_ROOT, cache_dir, show, tidy
 from .progress import Progress
 from .toolchain import Tool, find_cc, find_go, find_zig
+
+#: Targets labkit builds Go for besides this machine (cgo through ``zig cc``).
+GO_TARGETS = ("x86_64-linux-musl",)
+
+#: A ``go build`` message, and the fix labkit suggests when it sees it.
+GO_BUILD_HINTS = (
+    ("requires external (cgo) linking, but cgo is not enabled",
+     "a Go plugin needs cgo: build with cgo=True (CGO_ENABLED=1) and a C compiler"),
+    ("does not implement", "the plugin no longer satisfies the shared interface: implement "
+     "the missing method, or build against the release of the shared package it was written for"),
+    ("dial tcp", "the go command needed the network (a module or toolchain is not in the Go "
+     "module cache): run `python -m labkit warm` once while online"),
+    ("lookup proxy.golang.org", "the go command needed the network (a module or toolchain is "
+     "not in the Go module cache): run `python -m labkit warm` once while online"),
+    ("C compiler", "cgo needs a C compiler: install gcc, or build with cgo=False"),
+    ("undefined:", "a name the code uses does not exist: check the spelling and the imports "
+     "(a build tag may have left its file out)"),
+)
+
 
 GoMode = Literal["exe", "plugin", "c-shared"]
 

@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from .build import Artifact
-from .constants import GO_OTHER_TOOLCHAIN
 from .gobuild import build_go
 from .isolate import Outcome, run_program
 from .paths import tidy
+
+#: An older Go release, fetched from the Go module proxy, to show a toolchain mismatch.
+GO_OTHER_TOOLCHAIN = "go1.26.0"
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .constants import SIGNAL_MEANINGS
 from .errors import InputError, IsolationError
 from .paths import tidy
+
+#: Signals a crashing plugin can die of, with the words for them.
+SIGNAL_MEANINGS = {
+    signal.SIGSEGV: "segmentation fault: the code touched memory it does not own",
+    signal.SIGABRT: "abort: the code (or libc on its behalf) called abort()",
+    signal.SIGBUS: "bus error: a bad memory access, often a truncated mapped file",
+    signal.SIGFPE: "arithmetic fault, such as an integer division by zero",
+    signal.SIGILL: "illegal instruction: code built for another CPU, or a deliberate trap",
+    signal.SIGKILL: "killed: the process was stopped by force (a timeout or out of memory)",
+    signal.SIGTERM: "terminated: the process was asked to stop",
+}
+
 
 #: Runs in the child before the snippet: no core files, Python's stdout line-buffered and C's
 #: unbuffered, then the snippet as "<snippet>".

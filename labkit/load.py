@@ -12,6 +12,7 @@ crashes takes the process with it; run such code through :mod:`labkit.isolate`.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import os
 import shutil
@@ -20,11 +21,35 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .constants import RTLD
 from .diagnose import Context, Problem, diagnose_load
 from .elf import check_complete
 from .errors import ElfError, InputError, LabkitError, LoadError, SymbolError
 from .paths import show, tidy
+
+
+class RTLD(enum.IntFlag):
+    """dlopen's mode bits, as glibc's <dlfcn.h> defines them on Linux.
+
+    Exactly one of LAZY and NOW; any of GLOBAL (else LOCAL), NODELETE, NOLOAD, DEEPBIND.
+    """
+
+    LAZY = os.RTLD_LAZY
+    NOW = os.RTLD_NOW
+    NOLOAD = os.RTLD_NOLOAD
+    DEEPBIND = os.RTLD_DEEPBIND
+    GLOBAL = os.RTLD_GLOBAL
+    NODELETE = os.RTLD_NODELETE
+
+    @classmethod
+    def describe(cls, flags: int) -> str:
+        """``flags`` as a learner would write them in C: ``RTLD_NOW | RTLD_LOCAL``."""
+        parts = ["RTLD_NOW" if flags & cls.NOW else "RTLD_LAZY"]
+        parts.append("RTLD_GLOBAL" if flags & cls.GLOBAL else "RTLD_LOCAL")
+        for extra in (cls.NODELETE, cls.NOLOAD, cls.DEEPBIND):
+            if flags & extra:
+                parts.append(f"RTLD_{extra.name}")
+        return " | ".join(parts)
+
 
 _CDEF = """
 void *dlopen(const char *filename, int flags);

@@ -43,11 +43,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .constants import DEFAULT_LIBRARY_DIRS, DF_1_NODEFLIB, DF_1_NOOPEN, DF_1_PIE
 from .dynamic import Dynamic, Relocation, dynamic_of, elf_of, relocations_of
-from .elf import host_e_machine, peek
+from .elf import DF_1_NODEFLIB, DF_1_NOOPEN, DF_1_PIE, host_e_machine, peek
 from .errors import ElfError, InputError
 from .statictls import StaticTls, glibc_version, read_auxv
+
+#: Where glibc's loader looks last, after LD_LIBRARY_PATH, RUNPATH and ld.so.cache, when the
+#: loader cannot say (``ld.so --help`` lists the real ones, "system search path").
+DEFAULT_LIBRARY_DIRS = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/aarch64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+)
 
 
 @dataclass(eq=False)

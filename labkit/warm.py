@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .build import build_shared
-from .constants import GO_OTHER_TOOLCHAIN, ZIG_TARGETS
+from .build import ZIG_TARGETS, build_shared
 from .exercises.go_plugins import judge_host
 from .gobuild import build_go
-from .gosamples import GO_SAMPLES, build_go_samples
+from .gosamples import GO_OTHER_TOOLCHAIN, GO_SAMPLES, build_go_samples
 from .nativebench import build_native_hosts
 from .rpc.samples import build_rpc_samples
 from .rpc.stubs import fetch_go_modules, generate

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import labkit
+from labkit.gosamples import GO_OTHER_TOOLCHAIN
 from labkit.progress import Progress
 from labkit.toolchain import find_go
 from tests.conftest import run_cli
@@ -77,7 +78,7 @@ def test_other_toolchain_kills_the_host_with_a_fatal_error(go_samples: dict[str,
     assert outcome.returncode == 2
     assert "fatal error: runtime: no plugin module data" in labkit.host_report(outcome)
     info = labkit.go_info(go_samples["greeter_go126"])
-    assert info.go_version == labkit.constants.GO_OTHER_TOOLCHAIN
+    assert info.go_version == GO_OTHER_TOOLCHAIN
     problem = labkit.explain(go_samples["greeter_go126"], host=go_samples["host"]).problems[0]
     assert problem.kind == "go-toolchain"
     assert "most likely dies with \"fatal error: runtime: no plugin module data\"" in problem.message

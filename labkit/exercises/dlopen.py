@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..build import build_shared
-from ..constants import RTLD
 from ..elf import read_elf
 from ..isolate import run as run_isolated
-from ..load import load_fresh
+from ..load import RTLD, load_fresh
 from ..paths import tidy
 from .framework import Exercise, Refused
 from .judging import built_file, said, shown, snippet, workspace

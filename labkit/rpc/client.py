@@ -34,8 +34,8 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ..constants import SIGNAL_MEANINGS
 from ..errors import HandshakeError, InputError, RPCPluginError
+from ..isolate import SIGNAL_MEANINGS
 from ..paths import show, tidy
 from .hclog import LogRecord, parse_line
 from .protocol import (
