@@ -16,7 +16,7 @@ from ..isolate import run as run_isolated
 from ..samples import PLUGINS_C, build_samples
 from .framework import Exercise, Refused
 from .judging import built_file, copy_into, said, shown, snippet, workspace
-from .plugin_host import in_plugin_folder, try_load
+from .plugin_host import host_verdict, in_plugin_folder
 
 _OLD_USER = ("#include <stddef.h>\nsize_t helper_length(const char *text);\n"
              "size_t old_length(const char *text) { return helper_length(text); }\n")
@@ -74,12 +74,7 @@ def tells_the_truth(answer: Any) -> str:
     if "indent" not in members:
         raise Refused(f"its lab_options has version 1's members {members}: build upper.c "
                       "against a header with plugin_api_v2.h's layout, as upper_v2 was")
-    with workspace() as tmp:
-        folder, pid = in_plugin_folder(answer, tmp)
-        outcome = run_isolated(try_load, folder, pid, timeout=30)
-    if not outcome.ok:
-        raise Refused(f"loading it with the v1 host in a child: {said(outcome)}")
-    check, declared = outcome.value["check"], outcome.value["declared"]
+    check, declared = host_verdict(answer, "the v1 host")
     if check is None:
         raise Refused("the v1 host accepted it: it still says ABI version 1, so the host would "
                       "fill lab_options with the old layout and call it")

@@ -14,7 +14,7 @@ from ..isolate import run as run_isolated
 from ..load import RTLD, load_fresh
 from ..paths import tidy
 from .framework import Exercise, Refused
-from .judging import built_file, said, shown, snippet, workspace
+from .judging import built_file, require_exports, said, shown, snippet, workspace
 
 _BUILD = "your library (what labkit.build_shared returned)"
 _DF_BIND_NOW = 0x8  # DT_FLAGS
@@ -54,10 +54,7 @@ def _lazy_then_call(path: Path) -> None:
 
 def lazy_only(answer: Any) -> str:
     path = built_file(answer, _BUILD)
-    exported = read_elf(path).exported
-    missing = [name for name in ("ready", "later") if name not in exported]
-    if missing:
-        raise Refused(f"{shown(path)} exports no {' and no '.join(missing)}")
+    require_exports(path, ("ready", "later"))
     now = run_isolated(_load_now, path, timeout=30)
     if now.ok:
         raise Refused("dlopen with RTLD_NOW accepted it: every function it calls is defined "
@@ -158,10 +155,7 @@ result([library.function("report", "int(void)")(), library.function("lab_version
 
 def binds_to_itself(answer: Any) -> str:
     path = built_file(answer, _BUILD)
-    exported = read_elf(path).exported
-    missing = [name for name in ("report", "lab_version") if name not in exported]
-    if missing:
-        raise Refused(f"{shown(path)} exports no {' and no '.join(missing)}: hosts call both")
+    require_exports(path, ("report", "lab_version"), why=": hosts call both")
     with workspace() as tmp:
         impostor = build_shared("int lab_version(void) { return 2; }", "judge_impostor",
                                 out_dir=tmp)

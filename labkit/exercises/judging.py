@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..build import Artifact
+from ..elf import read_elf
 from ..isolate import Outcome
 from ..isolate import run as run_isolated
 from ..load import Library
@@ -100,3 +101,13 @@ def said(outcome: Outcome, lines: int = 3) -> str:
 def shown(path: Path) -> str:
     """A learner's path as the lab prints paths."""
     return show(path)
+
+
+def require_exports(path: Path, names: Sequence[str], exported: Collection[str] | None = None,
+                    why: str = "") -> None:
+    """Refuse ``path`` unless it exports every one of ``names`` (its dynamic symbols, unless
+    ``exported`` says otherwise); ``why`` ends the refusal."""
+    exported = read_elf(path).exported if exported is None else exported
+    missing = [name for name in names if name not in exported]
+    if missing:
+        raise Refused(f"{shown(path)} exports no {' and no '.join(missing)}{why}")

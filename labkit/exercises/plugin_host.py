@@ -70,13 +70,20 @@ def try_load(folder: Path, pid: str) -> dict[str, Any]:
     return {"check": None, "declared": {}}
 
 
-def small_descriptor(answer: Any) -> str:
+def host_verdict(answer: Any, host: str) -> tuple[str | None, dict[str, Any]]:
+    """Load the learner's plugin with a version-1 PluginHost in a child: the check that
+    refused it (None if the host accepted it) and what its descriptor declared. ``host``
+    names the host in the refusal when the child fails."""
     with workspace() as tmp:
         folder, pid = in_plugin_folder(answer, tmp)
         outcome = run_isolated(try_load, folder, pid, timeout=30)
     if not outcome.ok:
-        raise Refused(f"loading it with a PluginHost in a child: {_refusal(outcome, folder)}")
-    check, declared = outcome.value["check"], outcome.value["declared"]
+        raise Refused(f"loading it with {host} in a child: {_refusal(outcome, folder)}")
+    return outcome.value["check"], outcome.value["declared"]
+
+
+def small_descriptor(answer: Any) -> str:
+    check, declared = host_verdict(answer, "a PluginHost")
     if check is None:
         raise Refused("the host accepted it: its descriptor passed every check, size included")
     if check != "size":

@@ -11,7 +11,7 @@ from ..elf import read_elf
 from ..isolate import run as run_isolated
 from ..load import load_fresh
 from .framework import Exercise, Refused
-from .judging import built_file, said, shown, snippet
+from .judging import built_file, require_exports, said, shown, snippet
 
 _BUILD = "your build (what labkit.build_shared returned)"
 
@@ -28,10 +28,8 @@ def _areas(path: Path) -> list[float]:
 def area_of_square(answer: Any) -> str:
     path = built_file(answer, _BUILD)
     exported = _public(path)
-    missing = [name for name in ("area_of_circle", "area_of_square") if name not in exported]
-    if missing:
-        raise Refused(f"{shown(path)} exports no {' and no '.join(missing)} (it exports "
-                      f"{exported}): the build should be SHAPES plus area_of_square")
+    require_exports(path, ("area_of_circle", "area_of_square"), exported,
+                    f" (it exports {exported}): the build should be SHAPES plus area_of_square")
     if "square" in exported:
         raise Refused(f"{shown(path)} exports square now ({exported}); in SHAPES it is private "
                       "to the file, and it should stay so")
