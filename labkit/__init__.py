@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from .exercises import EXERCISES, Feedback, check
     from .exercises import evaluate as evaluate_exercise
     from .explain import Verdict, explain
-    from .figures import CPU_BUDGET, Figure, Measure
+    from .figures import CPU_BUDGET, Figure, Measure, per_call
     from .gobuild import PLUGINS_GO, build_go
     from .gocheck import go_problems
     from .goinfo import GoInfo, Module, go_info, is_go
@@ -198,6 +198,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'notebook_map': ('.lab', 'notebook_map'),
     'parse_handshake': ('.rpc', 'parse_handshake'),
     'peek': ('.elf', 'peek'),
+    'per_call': ('.figures', 'per_call'),
     'plugin_id': ('.host', 'plugin_id'),
     'plugin_manager': ('.pyplugins', 'plugin_manager'),
     'print_map': ('.lab', 'print_map'),
@@ -354,6 +355,7 @@ __all__ = [
     "notebook_map",
     "parse_handshake",
     "peek",
+    "per_call",
     "plugin_id",
     "plugin_manager",
     "print_map",

@@ -10,9 +10,13 @@ language. :class:`Figure` holds every name the bench measures, in the order of i
 from __future__ import annotations
 
 import statistics
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
+
+from .errors import InputError
 
 Kind = Literal["call", "start"]
 #: A figure whose batches spread more than this (max - min over the median) is noisy.
@@ -89,6 +93,29 @@ def summarise(name: str, kind: Kind, samples: list[float], number: int,
     median = statistics.median(samples)
     spread = (max(samples) - min(samples)) / median if median > 0 else 0.0
     return Measure(str(name), kind, median, spread, len(samples), number, timed_in)
+
+
+def per_call(calls: Mapping[str, tuple[Callable[[], Any], int]], rounds: int = 7,
+             clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Seconds per call of each ``name: (call, number)``, the best of ``rounds`` batches of
+    ``number`` calls. The batches are interleaved (a batch of each call, then again), so a
+    burst of load on the machine falls on every call alike rather than on the one timed
+    while it lasted; the best batch is the one least disturbed. Ratios between the results
+    are what this measures well: each call saw the same machine."""
+    if rounds < 1:
+        raise InputError(f"rounds={rounds!r}: per_call times at least one batch of each call. "
+                         "Fix: pass rounds=1 or more (7 is the default)")
+    best = {name: float("inf") for name in calls}
+    for name, (call, number) in calls.items():  # a warm-up, not timed
+        for _ in range(min(number, 50)):
+            call()
+    for _ in range(rounds):
+        for name, (call, number) in calls.items():
+            start = clock()
+            for _ in range(number):
+                call()
+            best[name] = min(best[name], (clock() - start) / number)
+    return best
 
 
 def human(seconds: float) -> str:

@@ -118,3 +118,26 @@ def test_a_bench_host_that_fails_says_which_and_why(tmp_path: Path) -> None:
     with pytest.raises(IsolationError, match=r"(?s)'c-bench-host' failed: the child exited "
                                              r"with status 1.*missing\.so"):
         _lines([host.path, tmp_path / "missing.so", "add", 10, 1])
+
+
+def test_per_call_interleaves_batches_and_keeps_each_call_s_best() -> None:
+    """A burst of load while one call is timed must not decide a ratio: the batches take
+    turns (a, b, a, b, ...), and each call keeps its least disturbed batch."""
+    order: list[str] = []
+    now = [0.0]
+    # "a" takes 10 s a call in rounds 0 and 1 (a burst of load), then 1 s; "b" always 2 s
+    cost = {"a": iter([0.0] * 2 + [10.0] * 4 + [1.0] * 8), "b": iter([0.0] * 2 + [2.0] * 12)}
+
+    def call(name: str) -> None:
+        order.append(name)
+        now[0] += next(cost[name])
+
+    result = labkit.per_call({"a": (lambda: call("a"), 2), "b": (lambda: call("b"), 2)},
+                             rounds=3, clock=lambda: now[0])
+    assert order == ["a"] * 2 + ["b"] * 2 + ["a", "a", "b", "b"] * 3
+    assert result == {"a": 1.0, "b": 2.0}
+
+
+def test_per_call_refuses_no_rounds_and_says_how_many() -> None:
+    with pytest.raises(labkit.InputError, match=r"rounds=0: .*Fix: pass rounds=1 or more"):
+        labkit.per_call({"a": (lambda: None, 1)}, rounds=0)
