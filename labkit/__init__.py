@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from .exercises import evaluate as evaluate_exercise
     from .explain import Verdict, explain
     from .figures import CPU_BUDGET, Figure, Measure, per_call
-    from .gobuild import PLUGINS_GO, build_go
+    from .gobuild import build_go
     from .gocheck import go_problems
     from .goinfo import GoInfo, Module, go_info, is_go
     from .gosamples import (
@@ -81,8 +81,8 @@ if TYPE_CHECKING:
     from .lab import NotebookEntry, notebook_map, print_map
     from .load import RTLD, Function, Library, c_string, is_mapped, load, load_fresh
     from .magics import load_ipython_extension
-    from .paths import LAB_ROOT, show, tidy
-    from .pyplugins import PLUGINS_PY, Installed, install_plugin, plugin_manager, transformers
+    from .paths import LAB_ROOT, PLUGINS_C, PLUGINS_GO, PLUGINS_PY, show, tidy
+    from .pyplugins import Installed, install_plugin, plugin_manager, transformers
     from .rpc import PluginClient, parse_handshake
     from .rpc.samples import (
         FAULTS,
@@ -92,7 +92,7 @@ if TYPE_CHECKING:
         response_headers,
         run_go_rpc_host,
     )
-    from .samples import PLUGINS_C, SAMPLES, Sample, build_asan_samples, build_samples
+    from .samples import SAMPLES, Sample, build_asan_samples, build_samples
     from .wasm import WASM_PLUGIN, WasmPlugin, build_wasm_sample, load_wasm
     from .wasm import shout as wasm_shout
     from .widgets import PluginPanel
@@ -135,9 +135,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'Module': ('.goinfo', 'Module'),
     'NotebookEntry': ('.lab', 'NotebookEntry'),
     'Outcome': ('.isolate', 'Outcome'),
-    'PLUGINS_C': ('.samples', 'PLUGINS_C'),
-    'PLUGINS_GO': ('.gobuild', 'PLUGINS_GO'),
-    'PLUGINS_PY': ('.pyplugins', 'PLUGINS_PY'),
+    'PLUGINS_C': ('.paths', 'PLUGINS_C'),
+    'PLUGINS_GO': ('.paths', 'PLUGINS_GO'),
+    'PLUGINS_PY': ('.paths', 'PLUGINS_PY'),
     'Plugin': ('.host', 'Plugin'),
     'PluginClient': ('.rpc', 'PluginClient'),
     'PluginError': ('.errors', 'PluginError'),

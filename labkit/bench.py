@@ -1,5 +1,6 @@
-"""``python -m labkit bench [--json] [--quick]``: every plugin model of the lab, measured the
-same way in one run, in its own host language and from Python.
+"""``python -m labkit bench [rpc] [--json] [--quick] [--calls N]``: every plugin model of the
+lab, measured the same way in one run, in its own host language and from Python; with ``rpc``,
+only the RPC round trips against their floor.
 
 Each figure says who calls whom, and whose clock timed it (:class:`~labkit.figures.Figure`).
 
@@ -29,6 +30,9 @@ from __future__ import annotations
 import ctypes
 import json
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -56,9 +60,8 @@ from .figures import (
 from .gosamples import build_go_samples
 from .isolate import run as run_isolated
 from .load import load
-from .nativebench import Sizes, build_native_hosts, native_figures
+from .nativebench import Sizes, build_native_hosts, go_rpc, native_figures
 from .paths import show
-from .rpc.bench import pingpong_floor
 from .rpc.client import PluginClient
 from .rpc.samples import build_rpc_samples, python_plugin
 from .wasm import build_wasm_sample
@@ -66,7 +69,15 @@ from .wasm import build_wasm_sample
 #: A Python-side figure and the same callee called from the host's own language.
 BINDINGS = ((Figure.PY_CFFI, Figure.C_DLSYM), (Figure.PY_CTYPES, Figure.C_DLSYM),
             (Figure.PY_WASM, Figure.C_WASM), (Figure.PY_RPC_GO, Figure.GO_RPC_GO))
+#: The figures of ``bench rpc``: the floor under any Python-to-Python RPC over a Unix socket,
+#: then each RPC round trip; the table gives each one's ratio to the floor.
+RPC_FIGURES = (Figure.RPC_FLOOR, Figure.PY_RPC_PY, Figure.PY_RPC_GO, Figure.GO_RPC_GO)
 _REQUEST = {"host": "example.com"}
+#: The child of the socket floor: it echoes every byte back.
+_ECHO = ("import socket, sys\n"
+         "s = socket.socket(fileno=int(sys.argv[1]))\n"
+         "while (b := s.recv(1)):\n"
+         "    s.sendall(b)\n")
 # Python calling Go runs in a fresh Python: a Go runtime, once started, never leaves its
 # process, and must never start inside a notebook's kernel. dlopen of a c-shared library
 # returns while the runtime is still starting on a thread of its own, and the first call
@@ -163,14 +174,48 @@ def _python_calls(c_lib: Path, go_lib: Path, wasm: Artifact, go_plugin: Artifact
         raise LabkitError(f"{show(wasm.path)!r} exports no function 'add'")
     found.append(timed(Figure.PY_WASM, "call", lambda: wasm_add(store, 1, 2), n_fast,
                        repeats))
+    return found + _rpc_calls(go_plugin.path, n_rpc, max(3, repeats // 2))
+
+
+def _rpc_calls(go_plugin: Path, number: int, repeats: int) -> list[Measure]:
+    """labkit's Python host calling the Python and the Go plugin, and the socket floor."""
+    found = []
     for name, command in [(Figure.PY_RPC_PY, python_plugin()),
-                          (Figure.PY_RPC_GO, [str(go_plugin.path)])]:
+                          (Figure.PY_RPC_GO, [str(go_plugin)])]:
         with PluginClient(command) as client:
-            found.append(timed(name, "call", partial(client.transform, _REQUEST), n_rpc,
-                               max(3, repeats // 2)))
-    floors = [pingpong_floor(n_rpc * 2).seconds for _ in range(max(3, repeats // 2))]
-    found.append(summarise(Figure.RPC_FLOOR, "call", floors, n_rpc * 2))
-    return found
+            found.append(timed(name, "call", partial(client.transform, _REQUEST), number,
+                               repeats))
+    return [*found, _pingpong_floor(number, repeats)]
+
+
+def _pingpong_floor(number: int, repeats: int) -> Measure:
+    """One byte there and back over a Unix socket between this process and a child Python:
+    the floor under any Python-to-Python RPC over a Unix socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child = subprocess.Popen([sys.executable, "-c", _ECHO, str(theirs.fileno())],
+                             pass_fds=[theirs.fileno()])
+    theirs.close()
+
+    def ping() -> None:
+        ours.sendall(b"x")
+        ours.recv(1)
+
+    try:
+        return timed(Figure.RPC_FLOOR, "call", ping, number, repeats)
+    finally:
+        ours.close()
+        child.wait(timeout=10)
+
+
+def run_rpc(calls: int = 400, repeats: int = 5) -> list[Measure]:
+    """The RPC round trips of :data:`RPC_FIGURES` alone, ``repeats`` batches of ``calls``
+    calls each, in one run (``python -m labkit bench rpc``)."""
+    with tempfile.TemporaryDirectory(prefix="plugin-lab-bench-") as tmp:
+        rpc = build_rpc_samples(tmp)  # copies of the cached builds, removed at the end
+        found = _rpc_calls(rpc.plugin.path, calls, repeats)
+        go_calls, _ = go_rpc(rpc, calls, repeats, starts=1)
+    found.append(summarise(Figure.GO_RPC_GO, "call", go_calls, calls, "Go"))
+    return sorted(found, key=lambda m: RPC_FIGURES.index(Figure(m.name)))
 
 
 def _python_starts(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path, starts: int,
@@ -234,6 +279,8 @@ def table(results: Sequence[Measure], budget: float = CPU_BUDGET) -> str:
     fit = f"calls/s in {percent(budget)} of a core"
     lines = []
     for kind, title in (("call", "per call: who → whom"), ("start", "start-up")):
+        if not any(m.kind == kind for m in results):
+            continue
         lines.append(f"{title:<{width}}  {'timed in':<8}  {'median':>8}  {'spread':>6}"
                      + (f"  {fit}" if kind == "call" else ""))
         for m in (m for m in results if m.kind == kind):
@@ -248,6 +295,13 @@ def table(results: Sequence[Measure], budget: float = CPU_BUDGET) -> str:
         for python, native, share in shares:
             lines.append(f"  {python.name} {human(python.seconds)}: {share:.1%} is Python's "
                          f"side; {native.name} {human(native.seconds)}")
+        lines.append("")
+    by_name = {m.name: m for m in results}
+    floor = by_name.get(Figure.RPC_FLOOR)
+    over = [by_name[f] for f in RPC_FIGURES[1:] if f in by_name]
+    if floor is not None and over:
+        lines.append(f"RPC against its floor, {floor.name} ({human(floor.seconds)}):")
+        lines += [f"  {m.name}: {m.seconds / floor.seconds:.1f}x" for m in over]
         lines.append("")
     noisy = [m.name for m in results if m.noisy]
     if noisy:
@@ -278,7 +332,8 @@ def chart(results: Sequence[Measure]) -> Any:
     return figure
 
 
-def main(as_json: bool, quick: bool) -> int:
-    results = run(quick)
+def main(as_json: bool, quick: bool, rpc_calls: int | None = None) -> int:
+    """The command: every figure, or with ``rpc_calls`` the RPC round trips alone."""
+    results = run(quick) if rpc_calls is None else run_rpc(rpc_calls)
     print(to_json(results) if as_json else table(results))
     return 0

@@ -9,21 +9,17 @@ that is loaded in a process is never overwritten in place.
 
 from __future__ import annotations
 
-import filecmp
-import hashlib
-import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from . import cache
 from .errors import BuildError, InputError
-from .paths import cache_dir, show, tidy
+from .paths import show, tidy
 from .toolchain import Tool, find_cc, find_zig
 
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
@@ -158,7 +154,7 @@ def compile_c(
     includes = _local_includes(text, Path(origin).parent) if origin else {}
     key = _cache_key(text, filename, kind, target, flags, link, tool, libs, includes)
 
-    cached = cache_dir() / "build" / key[:2] / key / filename
+    cached = cache.entry("build", key) / filename
     from_cache = cached.exists()
     command: tuple[str, ...]
     if from_cache:  # the command a fresh build runs: the source's own folder included
@@ -169,7 +165,7 @@ def compile_c(
             text, base, display_name, origin, tool, target, flags, link, filename, cached
         )
     out = Path(out_dir) / filename
-    _install(cached, out)
+    cache.install(cached, out)
     return Artifact(out, kind, target or "native", command, key, from_cache)
 
 
@@ -236,19 +232,16 @@ def _cache_key(
     includes: dict[str, str],
 ) -> str:
     linked_files = {
-        str(lib): _file_digest(Path(lib))
+        str(lib): cache.file_digest(Path(lib))
         for lib in libs
         if not isinstance(lib, str) or "/" in lib or lib.endswith(".so")
     }
     for flag in link:  # a version script shapes the output as much as the source does
         if flag.startswith("-Wl,--version-script="):
             script = flag.split("=", 1)[1]
-            linked_files[script] = _file_digest(Path(script))
-    material = json.dumps(
-        [text, filename, kind, target, flags, link, tool.identity, linked_files, includes],
-        sort_keys=True,
-    )
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+            linked_files[script] = cache.file_digest(Path(script))
+    return cache.key(text, filename, kind, target, flags, link, tool.identity, linked_files,
+                     includes)
 
 
 def _local_includes(text: str, folder: Path, seen: dict[str, str] | None = None) -> dict[str, str]:
@@ -259,19 +252,12 @@ def _local_includes(text: str, folder: Path, seen: dict[str, str] | None = None)
         path = folder / name
         if name in seen or not path.is_file():
             continue
-        seen[name] = _file_digest(path)
+        seen[name] = cache.file_digest(path)
         _local_includes(path.read_text(encoding="utf-8", errors="replace"), folder, seen)
     for name in re.findall(r'^\s*#\s*define\s+\w+\s+"([^"]+\.h)"', text, re.M):
         if name not in seen and (folder / name).is_file():  # #include MACRO, as upper_v2.c does
-            seen[name] = _file_digest(folder / name)
+            seen[name] = cache.file_digest(folder / name)
     return seen
-
-
-def _file_digest(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
 
 
 def _command(
@@ -293,10 +279,7 @@ def _compile(
     filename: str,
     cached: Path,
 ) -> tuple[str, ...]:
-    workroot = cache_dir() / "tmp"
-    workroot.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=workroot) as work:
-        workdir = Path(work)
+    with cache.workspace() as workdir:
         src = workdir / f"{base}.c"
         src.write_text(text, encoding="utf-8")
         include = [f"-I{Path(origin).parent}"] if origin else []
@@ -317,20 +300,8 @@ def _compile(
         staged = workdir / "out"
         staged.mkdir()
         os.replace(workdir / filename, staged / filename)
-        publish(staged, cached.parent, cached)
+        cache.publish(staged, cached.parent, cached)
     return command
-
-
-def publish(staged: Path, folder: Path, expected: Path) -> None:
-    """Move a finished build's folder ``staged`` into the cache as ``folder`` in one rename,
-    so a reader never sees half a result. If a concurrent build got there first, its result
-    stands, but only if it finished (``expected`` exists)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(staged, folder)
-    except OSError:
-        if not expected.exists():
-            raise
 
 
 def _failure(
@@ -340,28 +311,11 @@ def _failure(
     shown = tidy(stderr)
     if origin is not None:  # the compiler saw a copy named <base>.c: name the real file
         shown = shown.replace(f"{base}.c:", f"{display}:")
-    lines = shown.splitlines()
-    matched = [(needle, hint) for needle, hint in BUILD_HINTS if needle in stderr]
-    if matched:
-        fix = matched[0][1]
-        diagnosis = next(line for line in lines if matched[0][0] in line)
-    else:
-        fix = "correct the source at the line the compiler names above"
-        diagnosis = next((line for line in lines if "error" in line), lines[0] if lines else "")
+    diagnosis, fix = cache.hint(stderr, shown, BUILD_HINTS,
+                                "correct the source at the line the compiler names above")
     message = (
         f"{tool.name} could not build {display!r} (exit status {code}).\n"
         f"{shown.rstrip()}\nFix: {fix}"
     )
     return BuildError(message, source=display, command=command, returncode=code,
-                      stderr=stderr, diagnosis=diagnosis.strip(), fix=fix)
-
-
-def _install(cached: Path, out: Path) -> None:
-    """Copy the cached file to ``out`` unless it already holds the same bytes; the copy is
-    renamed into place, so a process that has the old file mapped keeps its own copy."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and filecmp.cmp(cached, out, shallow=False):
-        return
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.copy2(cached, tmp)
-    os.replace(tmp, out)
+                      stderr=stderr, diagnosis=diagnosis, fix=fix)

@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("what", nargs="?", choices=["all", "rpc"], default="all",
                        help="all models (default), or only the RPC round trips")
     bench.add_argument("--quick", action="store_true", help="fewer samples: under 20 s")
-    bench.add_argument("--calls", type=int, default=2000, help="calls per mechanism (rpc)")
+    bench.add_argument("--calls", type=int, default=400,
+                       help="rpc: calls per batch, 5 batches of each round trip")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     with paths_as_given():
@@ -79,13 +80,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if args.command == "bench":
             if args.calls < 1:
                 parser.error(f"--calls must be at least 1, not {args.calls}")
-            if args.what == "rpc":
-                from .rpc.bench import main as bench_rpc
+            from .bench import main as bench
 
-                return bench_rpc(args.calls, args.json)
-            from .bench import main as bench_all
-
-            return bench_all(args.json, args.quick)
+            return bench(args.json, args.quick, args.calls if args.what == "rpc" else None)
         from .warm import warm
 
         warm(for_image=args.for_image)

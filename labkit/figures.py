@@ -106,7 +106,7 @@ def per_call(calls: Mapping[str, tuple[Callable[[], Any], int]], rounds: int = 7
         raise InputError(f"rounds={rounds!r}: per_call times at least one batch of each call. "
                          "Fix: pass rounds=1 or more (7 is the default)")
     best = {name: float("inf") for name in calls}
-    for name, (call, number) in calls.items():  # a warm-up, not timed
+    for call, number in calls.values():  # a warm-up, not timed
         for _ in range(min(number, 50)):
             call()
     for _ in range(rounds):

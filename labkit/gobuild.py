@@ -11,21 +11,19 @@ the options and the toolchains, so a second build of the same thing is a file co
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from .build import Artifact, Kind, _install, publish
+from . import cache
+from .build import Artifact, Kind
 from .errors import BuildError, InputError
-from .paths import LAB_ROOT, cache_dir, show, tidy
+from .paths import PLUGINS_GO, show, tidy
 from .progress import Progress
 from .toolchain import Tool, find_cc, find_go, find_zig
 
@@ -49,9 +47,6 @@ GO_BUILD_HINTS = (
 
 
 GoMode = Literal["exe", "plugin", "c-shared"]
-
-#: The lab's Go module: the shared package ``api``, plugins, hosts, a c-shared library.
-PLUGINS_GO = LAB_ROOT / "plugins" / "go"
 
 _MODES = ("exe", "plugin", "c-shared")
 _SOURCE_SUFFIXES = (".go", ".c", ".h", ".s", ".mod", ".sum")
@@ -121,14 +116,14 @@ def build_go(
                        if not f.name.endswith("_test.go")
                        and "//go:build" not in f.read_text(encoding="utf-8"))
     key = _cache_key(root, rel, filename, args, env, go, c_tool, toolchain)
-    cached = cache_dir() / "go" / key[:2] / key
+    cached = cache.entry("go", key)
     from_cache = (cached / filename).exists()
     if not from_cache:
         _run_go((*go.command, *args), rel, root, env, cached, filename, mode)
     out = Path(out_dir) / filename
-    _install(cached / filename, out)
+    cache.install(cached / filename, out)
     if mode == "c-shared":
-        _install(cached / filename.replace(".so", ".h"), out.with_suffix(".h"))
+        cache.install(cached / filename.replace(".so", ".h"), out.with_suffix(".h"))
     kind: Kind = "executable" if mode == "exe" else "shared"
     return Artifact(out, kind, target or "native", _shown_command(env, args, filename, rel),
                     key, from_cache)
@@ -195,37 +190,27 @@ def _cache_key(
     root: Path, package: str, filename: str, args: list[str], env: dict[str, str],
     go: Tool, c_tool: Tool | None, toolchain: str | None,
 ) -> str:
-    files = {
-        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in _module_files(root)
-    }
-    material = json.dumps([files, package, filename, args, env, go.identity,
-                           c_tool.identity if c_tool else None, toolchain], sort_keys=True)
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+    files = {path.relative_to(root).as_posix(): cache.file_digest(path)
+             for path in module_files(root)}
+    return cache.key(files, package, filename, args, env, go.identity,
+                     c_tool.identity if c_tool else None, toolchain)
 
 
-def _module_files(root: Path) -> list[Path]:
-    """The files of the module that can change a build, without nested modules."""
-    found: list[Path] = []
-    for folder, dirs, names in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_"))
-                         and d != "testdata" and not (here / d / "go.mod").exists())
-        found += [here / n for n in sorted(names) if n.endswith(_SOURCE_SUFFIXES)]
-    return found
+def module_files(root: Path) -> list[Path]:
+    """The files of the Go module at ``root`` that can change a build, without nested
+    modules."""
+    return cache.source_files(root, _SOURCE_SUFFIXES, nested_marker="go.mod")
 
 
 def _run_go(
     command: tuple[str, ...], package: str, root: Path, env: dict[str, str], cached: Path,
     filename: str, mode: str,
 ) -> None:
-    workroot = cache_dir() / "tmp"
-    workroot.mkdir(parents=True, exist_ok=True)
     child_env = {**os.environ, **env}
     child_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
                                          child_env.get("PATH", "")])
-    with tempfile.TemporaryDirectory(dir=workroot) as work:
-        staged = Path(work) / "out"
+    with cache.workspace() as work:
+        staged = work / "out"
         staged.mkdir()
         argv = [*command, "-o", str(staged / filename), *package.split()]
         with Progress(f"go build -buildmode={mode} {package}") as progress, subprocess.Popen(
@@ -246,24 +231,19 @@ def _run_go(
                         break
         if proc.returncode != 0:
             raise _failure(command, package, proc.returncode, stderr or stdout, env)
-        publish(staged, cached, cached / filename)
+        cache.publish(staged, cached, cached / filename)
 
 
 def _failure(
     command: tuple[str, ...], package: str, code: int, stderr: str, env: dict[str, str]
 ) -> BuildError:
     shown = tidy(stderr).strip()
-    matched = [(needle, hint) for needle, hint in GO_BUILD_HINTS if needle in stderr]
-    if matched:
-        needle, fix = matched[0]
-        diagnosis = next((line for line in shown.splitlines() if needle in line), needle)
-    else:
-        fix = "correct the Go source at the line go names above"
-        lines = [line for line in shown.splitlines() if not line.startswith("#")]
-        diagnosis = lines[0] if lines else ""
+    without_headers = "\n".join(line for line in shown.splitlines() if not line.startswith("#"))
+    diagnosis, fix = cache.hint(stderr, without_headers, GO_BUILD_HINTS,
+                                "correct the Go source at the line go names above", "")
     settings = " ".join(f"{k}={v}" for k, v in env.items() if k in ("CGO_ENABLED", "GOTOOLCHAIN"))
     words = ["go", *command[1:], package]
     message = (f"go build could not build {package!r} (exit status {code}; {settings}).\n"
                f"{shown}\nFix: {fix}")
     return BuildError(message, source=package, command=words, returncode=code,
-                      stderr=stderr, diagnosis=diagnosis.strip(), fix=fix)
+                      stderr=stderr, diagnosis=diagnosis, fix=fix)

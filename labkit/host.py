@@ -33,10 +33,10 @@ from .errors import InputError, LoadError, PluginError, SymbolError
 from .isolate import Outcome
 from .isolate import run as run_isolated
 from .load import Library, load, load_fresh
-from .paths import LAB_ROOT, show
+from .paths import PLUGINS_C, show
 
 #: The header that defines the interface; the host reads its C declarations from it.
-API_HEADER = LAB_ROOT / "plugins" / "c" / "plugin_api.h"
+API_HEADER = PLUGINS_C / "plugin_api.h"
 #: The one symbol a plugin must export.
 ENTRY_SYMBOL = "lab_plugin_entry"
 #: Functions of the descriptor's table a plugin must fill in (the others may be NULL).

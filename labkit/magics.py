@@ -33,9 +33,10 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from .build import Artifact, build_shared
 from .elf import read_elf
 from .errors import BuildError, LabkitError
-from .gobuild import PLUGINS_GO, _module_files, build_go
+from .gobuild import build_go, module_files
 from .isolate import run as run_isolated
 from .load import Library, load_fresh
+from .paths import PLUGINS_GO
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 #: ``NAME.c:3:9:`` (gcc) and ``./main.go:3:9:`` / ``main.go:3:9:`` (go), at a line's start
@@ -139,7 +140,7 @@ def _go_module(name: str, source: str) -> Path:
     folder = Path("build") / "gocells" / name
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    for path in _module_files(PLUGINS_GO):  # so the build cache sees changes to pluginlab
+    for path in module_files(PLUGINS_GO):  # so the build cache sees changes to pluginlab
         digest.update(path.read_bytes())
     (folder / "go.mod").write_text(
         f"module cells/{name}\n\ngo 1.22\n\nrequire pluginlab v0.0.0\n\n"

@@ -36,14 +36,14 @@ from wasmtime import _bindings, _ffi
 from .build import Artifact, build_executable, build_shared
 from .errors import IsolationError, LabkitError
 from .figures import Figure, Measure, summarise
-from .gobuild import PLUGINS_GO, build_go
+from .gobuild import build_go
 from .isolate import Outcome, run_program
-from .paths import LAB_ROOT, tidy
+from .paths import PLUGINS_C, PLUGINS_GO, PLUGINS_WASM, tidy
 from .rpc.samples import RpcSamples, run_go_rpc_host
 
-C_BENCH_HOST = LAB_ROOT / "plugins" / "c" / "bench" / "host.c"
-WASM_BENCH_HOST = LAB_ROOT / "plugins" / "wasm" / "bench_host.c"
-WASM_BENCH_MODULE = LAB_ROOT / "plugins" / "wasm" / "bench.c"
+C_BENCH_HOST = PLUGINS_C / "bench" / "host.c"
+WASM_BENCH_HOST = PLUGINS_WASM / "bench_host.c"
+WASM_BENCH_MODULE = PLUGINS_WASM / "bench.c"
 GO_BENCH_MODULE = PLUGINS_GO / "bench"
 _TIMEOUT = 120.0
 _RPC_REQUEST = {"host": "example.com"}
@@ -103,7 +103,7 @@ def native_figures(hosts: NativeHosts, c_library: Path, rpc: RpcSamples, sizes: 
     for _ in range(sizes.starts - 1):  # plugin.Open once per process: more processes
         go["open"] += _lines([hosts.go_host.path, "-calls", 1, "-repeats", 0,
                               hosts.go_plugin.path])["open"]
-    rpc_calls, rpc_starts = _go_rpc(rpc, sizes)
+    rpc_calls, rpc_starts = go_rpc(rpc, sizes.rpc_calls, sizes.repeats, sizes.starts)
     calls = [
         summarise(Figure.C_DLSYM, "call", c["call"], n, "C"),
         summarise(Figure.GO_PLUGIN, "call", go["plugin"], n, "Go"),
@@ -142,14 +142,16 @@ def _wasm(hosts: NativeHosts, sizes: Sizes) -> dict[str, list[float]]:
     return found
 
 
-def _go_rpc(rpc: RpcSamples, sizes: Sizes) -> tuple[list[float], list[float]]:
-    """go-plugin's host on go-plugin's plugin: per-call batches, then more start-ups."""
-    calls: list[float] = []
-    starts: list[float] = []
-    for i in range(sizes.starts):
+def go_rpc(rpc: RpcSamples, calls: int, repeats: int, starts: int
+           ) -> tuple[list[float], list[float]]:
+    """go-plugin's host on go-plugin's plugin, timed in Go: ``repeats`` batches of ``calls``
+    calls (seconds per call, one per batch), then ``starts`` start-ups in all."""
+    per_batch: list[float] = []
+    started: list[float] = []
+    for i in range(starts):
         outcome = run_go_rpc_host(rpc.host, [rpc.plugin], headers=_RPC_REQUEST,
-                                  bench=sizes.rpc_calls if i == 0 else 1,
-                                  repeats=sizes.repeats if i == 0 else 1, timeout=_TIMEOUT)
+                                  bench=calls if i == 0 else 1,
+                                  repeats=repeats if i == 0 else 1, timeout=_TIMEOUT)
         _check(outcome, "plugins/go/goplugin/host")
         per_call = [int(ns) * 1e-9 for ns in
                     re.findall(r"^bench: \d+ calls, (\d+) ns per call$", outcome.stdout, re.M)]
@@ -157,9 +159,9 @@ def _go_rpc(rpc: RpcSamples, sizes: Sizes) -> tuple[list[float], list[float]]:
         if not start or not per_call:
             raise LabkitError(f"go-plugin's host printed no timing:\n{outcome.stdout[-2000:]}")
         if i == 0:
-            calls = per_call
-        starts.append(int(start[0]) * 1e-9)
-    return calls, starts
+            per_batch = per_call
+        started.append(int(start[0]) * 1e-9)
+    return per_batch, started
 
 
 def _lines(argv: Sequence[object], *, layout: bool = False) -> defaultdict[str, list[float]]:

@@ -16,6 +16,18 @@ from pathlib import Path
 
 #: The root of the lab: the folder that holds ``labkit/``, ``notebooks/`` and ``plugins/``.
 LAB_ROOT = Path(__file__).resolve().parent.parent
+#: The sample plugins' sources, one folder per kind (``plugins/`` holds nothing else).
+PLUGINS = LAB_ROOT / "plugins"
+#: C: the plugin interface ``plugin_api.h``, its host, the samples, the bench host.
+PLUGINS_C = PLUGINS / "c"
+#: The lab's Go module: the shared package ``api``, plugins, hosts, a c-shared library.
+PLUGINS_GO = PLUGINS / "go"
+#: Python plugins found through entry points (pluggy).
+PLUGINS_PY = PLUGINS / "python"
+#: The wasm plugin, its bench module and the C host of the bench.
+PLUGINS_WASM = PLUGINS / "wasm"
+#: The protocol definitions: the app's and go-plugin's own services.
+PLUGINS_PROTO = PLUGINS / "proto"
 
 
 def cache_dir() -> Path:

@@ -23,10 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BuildError, InputError
-from .paths import LAB_ROOT, show, tidy
-
-#: The sample Python plugin packages.
-PLUGINS_PY = LAB_ROOT / "plugins" / "python"
+from .paths import PLUGINS_PY, show, tidy
 
 #: The entry point group a transformer plugin declares.
 GROUP = "pluginlab.transformers"

@@ -20,10 +20,7 @@ from typing import Any
 
 from .build import Artifact, build_executable, build_shared
 from .errors import InputError
-from .paths import LAB_ROOT, show
-
-#: Where the sample sources live.
-PLUGINS_C = LAB_ROOT / "plugins" / "c"
+from .paths import PLUGINS_C, show
 
 #: The samples in teaching order, each with what ``python -m labkit explain`` says of it
 #: (True: it loads) once built by :func:`build_samples`.

@@ -21,10 +21,10 @@ import wasmtime
 
 from .build import Artifact, build_shared
 from .errors import InputError, WasmTrap
-from .paths import LAB_ROOT, show
+from .paths import PLUGINS_WASM, show
 
 #: The sample wasm plugin: add, shout (bytes in linear memory), and bugs: peek, poke, spin.
-WASM_PLUGIN = LAB_ROOT / "plugins" / "wasm" / "transform.c"
+WASM_PLUGIN = PLUGINS_WASM / "transform.c"
 #: The time limit of a call when neither fuel nor a timeout is given: a call that never
 #: returns would otherwise hang the notebook's kernel for good.
 DEFAULT_TIMEOUT = 10.0

@@ -51,3 +51,35 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         assert "no attribute 'no_such_name'" in str(error)
     else:
         raise AssertionError("labkit.no_such_name resolved")
+
+
+def test_no_module_reaches_into_another_s_private_names() -> None:
+    """Each module's public names are its interface: ``from .build import _install`` is how
+    two copies of one thing grow apart. Aliasing a name to a private one is allowed."""
+    import ast
+    from pathlib import Path
+
+    reaching = []
+    for path in sorted(Path(labkit.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                reaching += [f"{path.name}: from {'.' * node.level}{node.module} import "
+                             f"{alias.name}" for alias in node.names
+                             if alias.name.startswith("_") and alias.name != "__version__"]
+    assert reaching == []
+
+
+def test_every_plugin_folder_is_named_once_in_paths() -> None:
+    """``LAB_ROOT / "plugins"`` is spelt in labkit/paths.py only, with a name for each folder
+    of ``plugins/``; every other module imports those names."""
+    import re
+    from pathlib import Path
+
+    from labkit import paths
+
+    package = Path(labkit.__file__).parent
+    spelt = [path.name for path in sorted(package.rglob("*.py")) if path.name != "paths.py"
+             and re.search(r'LAB_ROOT\s*/\s*"plugins"', path.read_text(encoding="utf-8"))]
+    assert spelt == []
+    named = {getattr(paths, name) for name in dir(paths) if name.startswith("PLUGINS_")}
+    assert named == {folder for folder in paths.PLUGINS.iterdir() if folder.is_dir()}

@@ -423,8 +423,17 @@ def test_the_exit_hook_leaves_nothing() -> None:
 
 
 def test_bench_rpc_reports_every_round_trip() -> None:
+    """The floor first, each figure from the one bench harness: 5 batches of --calls calls,
+    timed in Python but for go-plugin's own host, which times itself in Go."""
+    from labkit.bench import RPC_FIGURES
+
     done = run_cli("bench", "rpc", "--calls", "20", "--json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert [r["name"].split(" ")[0] for r in rows] == ["raw", "labkit", "labkit", "Go"]
-    assert all(r["seconds"] > 0 and r["calls"] == 20 for r in rows)
+    assert [r["name"] for r in rows] == list(RPC_FIGURES)
+    assert all(r["seconds"] > 0 and r["number"] == 20 and r["repeats"] == 5 for r in rows)
+    assert [r["timed_in"] for r in rows] == ["Python", "Python", "Python", "Go"]
+    table = run_cli("bench", "rpc", "--calls", "20")
+    assert table.returncode == 0, table.stderr
+    floor_lines = table.stdout.split("RPC against its floor", 1)[1].splitlines()[1:4]
+    assert [line.split(":")[0].strip() for line in floor_lines] == list(RPC_FIGURES[1:])

@@ -13,7 +13,8 @@ from ..elf import read_elf
 from ..errors import InputError
 from ..host import PluginHost
 from ..isolate import run as run_isolated
-from ..samples import PLUGINS_C, build_samples
+from ..paths import PLUGINS_C
+from ..samples import build_samples
 from .framework import Exercise, Refused
 from .judging import built_file, copy_into, said, shown, snippet, workspace
 from .plugin_host import host_verdict, in_plugin_folder

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..elf import read_elf
-from ..gobuild import PLUGINS_GO, build_go
+from ..gobuild import build_go
 from ..goinfo import is_go
 from ..gosamples import build_go_samples, go_said
 from ..isolate import run_program
+from ..paths import PLUGINS_GO
 from .framework import Exercise, Refused
 from .judging import built_file, copy_into, workspace
 

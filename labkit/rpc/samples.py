@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..build import Artifact
 from ..errors import InputError
-from ..gobuild import PLUGINS_GO, build_go
+from ..gobuild import build_go
 from ..isolate import Outcome, run_program
-from ..pyplugins import PLUGINS_PY
+from ..paths import PLUGINS_GO, PLUGINS_PY
 
 #: The Go module of the RPC samples (its own go.mod, requiring hashicorp/go-plugin).
 GOPLUGIN_MODULE = PLUGINS_GO / "goplugin"

@@ -10,7 +10,6 @@ no ``*_pb2_grpc.py`` modules with their top-level imports.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -21,12 +20,12 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from ..build import publish
+from .. import cache
 from ..errors import BuildError, ToolchainError
-from ..paths import LAB_ROOT, cache_dir, tidy
+from ..paths import LAB_ROOT, PLUGINS_GO, PLUGINS_PROTO, tidy
 
 #: The lab's protocol definitions: the app protocol and go-plugin's own services.
-PROTO_DIR = LAB_ROOT / "plugins" / "proto"
+PROTO_DIR = PLUGINS_PROTO
 PROTOS = ("transformer.proto", "goplugin.proto")
 
 _loaded: dict[str, ModuleType] = {}
@@ -54,12 +53,9 @@ def generate(out_dir: Path | None = None) -> Path:
     """Run protoc on :data:`PROTOS` into ``out_dir`` (default: the cache) and return the
     folder. A cache hit costs a hash of two small files."""
     sources = [PROTO_DIR / name for name in PROTOS]
-    key = hashlib.sha256()
-    for source in sources:
-        key.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
-    for dist in ("protobuf", "grpcio-tools"):
-        key.update(f"{dist}=={importlib.metadata.version(dist)}\0".encode())
-    folder = out_dir or cache_dir() / "proto" / key.hexdigest()[:16]
+    versions = {dist: importlib.metadata.version(dist) for dist in ("protobuf", "grpcio-tools")}
+    build_key = cache.key({s.name: cache.file_digest(s) for s in sources}, versions)
+    folder = out_dir or cache.entry("proto", build_key)
     expected = folder / f"{Path(PROTOS[-1]).stem}_pb2.py"
     if expected.exists():
         return folder
@@ -76,7 +72,7 @@ def generate(out_dir: Path | None = None) -> Path:
             source=str(PROTO_DIR), command=command, returncode=done.returncode,
             stderr=done.stderr,
         )
-    publish(staged, folder, expected)
+    cache.publish(staged, folder, expected)
     return folder
 
 
@@ -91,7 +87,6 @@ def generate_go(out_dir: Path) -> list[Path]:
     protoc-gen-go-grpc at the versions ``plugins/go/goplugin/go.mod`` pins as tools (built
     from the Go module proxy). The committed copy lives in ``plugins/go/goplugin/proto``;
     ``make protos`` refreshes it, and a test checks that it is current."""
-    from ..gobuild import PLUGINS_GO
     from ..toolchain import find_go
 
     module = PLUGINS_GO / "goplugin"
@@ -125,7 +120,6 @@ def generate_go(out_dir: Path) -> list[Path]:
 def fetch_go_modules() -> None:
     """``go mod download`` in ``plugins/go/goplugin``: every module its go.mod lists, the
     protoc plugins that :func:`generate_go` builds among them, so that it runs offline."""
-    from ..gobuild import PLUGINS_GO
     from ..toolchain import find_go
 
     module = PLUGINS_GO / "goplugin"
@@ -142,7 +136,5 @@ def fetch_go_modules() -> None:
 
 def main() -> None:
     """``make protos``: refresh the committed Go code of the protocol."""
-    from ..gobuild import PLUGINS_GO
-
     for path in generate_go(PLUGINS_GO / "goplugin" / "proto"):
         print(f"wrote {path.relative_to(LAB_ROOT)}")
