@@ -142,12 +142,13 @@ def abi_diff(old: str | os.PathLike[str], new: str | os.PathLike[str]) -> AbiRep
             timeout=_TIMEOUT, check=False,
         )
     except subprocess.TimeoutExpired:
-        raise AbiToolError(f"abidiff did not finish within {_TIMEOUT} s", status=-1) from None
+        raise AbiToolError(f"abidiff did not finish within {_TIMEOUT} s", status=-1,
+                           fix="run the abidiff command by hand to see where it stops") from None
     output = proc.stdout + proc.stderr
     if proc.returncode & 3:
         raise AbiToolError(
             f"abidiff could not compare {show(paths[0])!r} and {show(paths[1])!r} (exit "
-            f"status {proc.returncode}): {output.strip()}. Fix: give two ELF shared objects",
+            f"status {proc.returncode}): {output.strip()}", fix="give two ELF shared objects",
             status=proc.returncode, output=output,
         )
     c = all(written_in_c(path) for path in paths)
@@ -318,7 +319,7 @@ def struct_layout(path: str | os.PathLike[str], name: str) -> StructLayout:
         if elf.get_section_by_name(".debug_info") is None:
             raise InputError(
                 f"{show(p)!r} has no DWARF debug information, so its struct layouts are "
-                "unknown. Fix: build it with -g (labkit's builds do)", path=p,
+                "unknown", fix="build it with -g (labkit's builds do)", path=p,
             )
         dwarf = elf.get_dwarf_info()
         for cu in dwarf.iter_CUs():
@@ -330,7 +331,7 @@ def struct_layout(path: str | os.PathLike[str], name: str) -> StructLayout:
                             "DW_AT_byte_size" in struct.attributes:
                         return _layout(p, name, struct)
     raise InputError(
-        f"{show(p)!r} has no struct {name!r} in its debug information. Fix: check the name; "
+        f"{show(p)!r} has no struct {name!r} in its debug information", fix="check the name; "
         "a struct the code never uses may be left out by the compiler", path=p,
     )
 

@@ -171,7 +171,8 @@ def _python_calls(c_lib: Path, go_lib: Path, wasm: Artifact, go_plugin: Artifact
     instance = wasmtime.Instance(store, wasmtime.Module.from_file(engine, str(wasm.path)), [])
     wasm_add = instance.exports(store)["add"]
     if not isinstance(wasm_add, wasmtime.Func):
-        raise LabkitError(f"{show(wasm.path)!r} exports no function 'add'")
+        raise LabkitError(f"{show(wasm.path)!r} exports no function 'add'",
+                          fix="rebuild plugins/wasm/bench.c: it must EXPORT(add)")
     found.append(timed(Figure.PY_WASM, "call", lambda: wasm_add(store, 1, 2), n_fast,
                        repeats))
     return found + _rpc_calls(go_plugin.path, n_rpc, max(3, repeats // 2))

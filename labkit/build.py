@@ -19,7 +19,7 @@ from typing import Literal
 
 from . import cache
 from .errors import BuildError, InputError
-from .paths import show, tidy
+from .paths import existing_file, show, tidy
 from .toolchain import Tool, find_cc, find_zig
 
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
@@ -134,17 +134,15 @@ def compile_c(
     text, display_name, origin = _read_source(source)
     base = name or (Path(origin).stem if origin else None)
     if not base:
-        raise InputError(
-            "compile_c needs name=... when the source is text (a str); "
-            "pass name='hello' to get build/libhello.so"
-        )
+        raise InputError("compile_c needs name=... when the source is text (a str)",
+                         fix="pass name='hello' to get build/libhello.so")
     if kind not in ("shared", "executable"):
-        raise InputError(f"kind must be 'shared' or 'executable', not {kind!r}")
+        raise InputError(f"kind {kind!r} is not something labkit builds",
+                         fix="pass kind='shared' or kind='executable'")
     if target is not None and target not in ZIG_TARGETS:
-        raise InputError(
-            f"unknown target {target!r}: labkit builds for {', '.join(ZIG_TARGETS)} "
-            "with zig cc, or for this machine with target=None"
-        )
+        raise InputError(f"unknown target {target!r}",
+                         fix=f"use one zig cc builds for ({', '.join(ZIG_TARGETS)}), or "
+                         "target=None for this machine")
     if origin is None:
         display_name = f"{base}.c"  # the file the compiler sees, and names in its messages
     tool = find_cc() if target is None else find_zig()
@@ -173,19 +171,16 @@ def _read_source(source: str | os.PathLike[str]) -> tuple[str, str, str | None]:
     if isinstance(source, str):
         if "\n" not in source and source.strip().endswith(".c"):
             raise InputError(
-                f"{source!r} looks like a file name, but a str is read as C source text; "
-                "pass pathlib.Path(...) to compile a file"
-            )
+                f"{source!r} looks like a file name, but a str is read as C source text",
+                fix=f"pass pathlib.Path({source!r}) to compile the file")
         return source, "", None
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"C source {show(path)!r} does not exist", path=path)
-    if path.is_dir():
-        raise InputError(f"C source {show(path)!r} is a directory, not a .c file", path=path)
+    path = existing_file(source, "C source")
     try:
         return path.read_text(encoding="utf-8"), show(path), str(path.resolve())
     except UnicodeDecodeError:
-        raise InputError(f"C source {show(path)!r} is not UTF-8 text", path=path) from None
+        raise InputError(f"C source {show(path)!r} is not UTF-8 text",
+                         fix="save it as UTF-8 (or pass a .c file, not a binary)",
+                         path=path) from None
 
 
 def _flags(kind: Kind, target: str | None, extra: list[str], defaults: bool) -> list[str]:
@@ -292,7 +287,7 @@ def _compile(
         except subprocess.TimeoutExpired:
             raise BuildError(
                 f"{tool.name} did not finish building {display_name!r} within "
-                f"{_BUILD_TIMEOUT} s; run the command by hand to see where it stops",
+                f"{_BUILD_TIMEOUT} s", fix="run the command by hand to see where it stops",
                 source=display_name, command=command, returncode=-1, stderr="",
             ) from None
         if proc.returncode != 0:
@@ -315,7 +310,7 @@ def _failure(
                                 "correct the source at the line the compiler names above")
     message = (
         f"{tool.name} could not build {display!r} (exit status {code}).\n"
-        f"{shown.rstrip()}\nFix: {fix}"
+        f"{shown.rstrip()}"
     )
-    return BuildError(message, source=display, command=command, returncode=code,
-                      stderr=stderr, diagnosis=diagnosis, fix=fix)
+    return BuildError(message, fix=fix, source=display, command=command, returncode=code,
+                      stderr=stderr, diagnosis=diagnosis)

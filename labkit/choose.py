@@ -188,17 +188,18 @@ def advise(*, untrusted: bool, languages: bool, hot_reload: bool, calls_per_seco
     numbers. If none fits, ``model`` is None and the reason gives every model's numbers.
     """
     if not 0 < budget <= 1:
-        raise InputError(f"budget is a fraction of one core, above 0 and at most 1, "
-                         f"not {budget!r}")
+        raise InputError(f"budget is a fraction of one core, not {budget!r}",
+                         fix="pass a number above 0 and at most 1 (0.10 is a tenth of a core)")
     if calls_per_second < 0:
-        raise InputError(f"calls_per_second cannot be negative: {calls_per_second!r}")
+        raise InputError(f"calls_per_second cannot be negative: {calls_per_second!r}",
+                         fix="pass how many calls a second the host makes, 0 or more")
     measured = {m.name: m for m in results}
     fits = []
     for model in _preferences(untrusted, languages, hot_reload):
         name = str(MODELS[model]["call"])
         if name not in measured:
-            raise InputError(f"the results hold no figure {name!r} to price {model!r}. Fix: "
-                             "pass what labkit.run_bench() returned")
+            raise InputError(f"the results hold no figure {name!r} to price {model!r}",
+                             fix="pass what labkit.run_bench() returned")
         fits.append(Fit(model, measured[name], calls_per_second, budget))
     chosen = next((f for f in fits if f.fits), None)
     if chosen is None:  # then calls_per_second > 0: no calls at all fit any budget

@@ -94,7 +94,7 @@ def diagnose_load(
     try:
         header = peek(p)
     except InputError as exc:
-        return [Problem("directory", str(exc), "point at a .so file inside it")]
+        return [Problem("directory", exc.what, exc.fix)]
     except ElfError as exc:
         return [Problem(exc.reason, exc.what, exc.fix)]
     problems = _header_problems(header.path, header.elf_class, header.e_machine, header.e_type)

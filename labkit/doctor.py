@@ -107,7 +107,7 @@ def _tool_check(label: str, probe: Callable[[], str]) -> Check:
     try:
         return Check(label, True, probe())
     except ToolchainError as exc:
-        return Check(label, False, str(exc).splitlines()[0], exc.fix)
+        return Check(label, False, exc.what.splitlines()[0], exc.fix)
 
 
 def _cc_builds() -> str:

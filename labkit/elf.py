@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ElfError, InputError
-from .paths import show
+from .paths import existing_file, show
 
 if TYPE_CHECKING:
     import pandas
@@ -254,13 +254,13 @@ def peek(path: str | os.PathLike[str]) -> Header:
     Raises :class:`ElfError` for an empty file, a file that is not ELF, or one too short to
     hold an ELF header; :class:`InputError` for a missing path or a directory.
     """
-    p = _existing_file(path)
+    p = existing_file(path)
     try:
         with open(p, "rb") as f:
             head = f.read(64)
     except OSError as exc:
         raise InputError(
-            f"{show(p)!r} cannot be read: {exc.strerror or exc}. Fix: check its permissions "
+            f"{show(p)!r} cannot be read: {exc.strerror or exc}", fix="check its permissions "
             "(ls -l), or copy it somewhere readable", path=p,
         ) from None
     _check_magic(p, head)
@@ -391,15 +391,6 @@ def damaged(p: Path, exc: BaseException) -> ElfError:
         f"pyelftools: {exc}); it is probably truncated or damaged",
         path=p, reason="truncated", fix="rebuild it, or copy it again in full",
     )
-
-
-def _existing_file(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{show(p)!r} does not exist", path=p)
-    if p.is_dir():
-        raise InputError(f"{show(p)!r} is a directory, not an ELF file", path=p)
-    return p
 
 
 def _check_magic(p: Path, head: bytes) -> None:

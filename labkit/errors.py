@@ -1,8 +1,9 @@
 """The one error hierarchy of labkit.
 
-Every error labkit raises is a :class:`LabkitError`. Each subclass carries its context as
-attributes (the path, the symbol, the command, the raw text of the tool underneath) and its
-message names the thing, says what went wrong and says how to fix it.
+Every error labkit raises is a :class:`LabkitError`. Each one says what went wrong, naming
+the thing as the user gave it (``what``), and how to fix it (``fix``); the root class renders
+both, the same way for every error. Each subclass carries its context as attributes (the
+path, the symbol, the command, the raw text of the tool underneath).
 """
 
 from __future__ import annotations
@@ -10,26 +11,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+#: The longest line an error puts its fix on, after what went wrong.
+LINE = 100
+
 
 class LabkitError(Exception):
-    """Root of every error labkit raises on purpose."""
+    """Root of every error labkit raises on purpose: ``what`` went wrong, and the ``fix``.
+
+    ``str()`` is ``what``, then ``Fix: ...``: after a full stop when both fit one line of
+    :data:`LINE` characters, else on a line of its own (after a compiler's output, say).
+    """
+
+    def __init__(self, what: str, *, fix: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if not self.fix:
+            return self.what
+        what = self.what.rstrip()
+        stop = "" if what.endswith((".", "?", "!", ":")) else "."
+        if "\n" in what or len(what) + len(stop) + len(" Fix: ") + len(self.fix) > LINE:
+            return f"{what}\nFix: {self.fix}"
+        return f"{what}{stop} Fix: {self.fix}"
 
 
 class InputError(LabkitError, ValueError):
     """An argument that labkit cannot work with: a missing path, a directory, a bad option."""
 
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, what: str, *, fix: str, path: Path | None = None) -> None:
+        super().__init__(what, fix=fix)
         self.path = path
 
 
 class ToolchainError(LabkitError):
     """A tool the lab needs (a compiler, abidiff, go) is missing or unusable."""
 
-    def __init__(self, tool: str, message: str, *, fix: str) -> None:
-        super().__init__(f"{message}\nFix: {fix}")
+    def __init__(self, tool: str, what: str, *, fix: str) -> None:
+        super().__init__(what, fix=fix)
         self.tool = tool
-        self.fix = fix
 
 
 class BuildError(LabkitError):
@@ -40,46 +61,42 @@ class BuildError(LabkitError):
 
     def __init__(
         self,
-        message: str,
+        what: str,
         *,
+        fix: str,
         source: str,
         command: Sequence[str],
         returncode: int,
         stderr: str,
         diagnosis: str = "",
-        fix: str = "",
     ) -> None:
-        super().__init__(message)
+        super().__init__(what, fix=fix)
         self.source = source
         self.command = tuple(command)
         self.returncode = returncode
         self.stderr = stderr
         self.diagnosis = diagnosis
-        self.fix = fix
 
 
 class ElfError(LabkitError):
     """A file is not an ELF file labkit can read (empty, text, truncated, damaged).
 
-    ``reason`` is a short kind (``empty``, ``not-elf``, ``truncated``), ``what`` the finding
-    and ``fix`` the remedy; the message is both.
+    ``reason`` is a short kind (``empty``, ``not-elf``, ``truncated``).
     """
 
-    def __init__(self, what: str, *, path: Path, reason: str, fix: str) -> None:
-        super().__init__(f"{what}\nFix: {fix}")
+    def __init__(self, what: str, *, fix: str, path: Path, reason: str) -> None:
+        super().__init__(what, fix=fix)
         self.path = path
         self.reason = reason
-        self.what = what
-        self.fix = fix
 
 
 class LoadError(LabkitError):
     """dlopen refused a file. ``problems`` holds labkit's diagnosis, ``dlerror`` the raw text."""
 
     def __init__(
-        self, message: str, *, path: Path, dlerror: str, problems: Sequence[object] = ()
+        self, what: str, *, fix: str = "", path: Path, dlerror: str, problems: Sequence[object] = ()
     ) -> None:
-        super().__init__(message)
+        super().__init__(what, fix=fix)
         self.path = path
         self.dlerror = dlerror
         self.problems = tuple(problems)
@@ -88,8 +105,9 @@ class LoadError(LabkitError):
 class SymbolError(LabkitError):
     """dlsym did not find a symbol in a loaded library, or the library is closed."""
 
-    def __init__(self, message: str, *, path: Path, symbol: str, dlerror: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, what: str, *, fix: str = "", path: Path, symbol: str,
+                 dlerror: str = "") -> None:
+        super().__init__(what, fix=fix)
         self.path = path
         self.symbol = symbol
         self.dlerror = dlerror
@@ -102,8 +120,8 @@ class IsolationError(LabkitError):
     the child's output.
     """
 
-    def __init__(self, message: str, *, result: object) -> None:
-        super().__init__(message)
+    def __init__(self, what: str, *, fix: str = "", result: object) -> None:
+        super().__init__(what, fix=fix)
         self.result = result
 
 
@@ -116,10 +134,10 @@ class PluginError(LabkitError):
     """
 
     def __init__(
-        self, message: str, *, plugin_id: str, path: Path, check: str,
+        self, what: str, *, fix: str = "", plugin_id: str, path: Path, check: str,
         declared: dict[str, object] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(what, fix=fix)
         self.plugin_id = plugin_id
         self.path = path
         self.check = check
@@ -132,8 +150,8 @@ class AbiToolError(LabkitError):
     ``status`` is abidiff's exit status (-1 when it did not run), ``output`` its text.
     """
 
-    def __init__(self, message: str, *, status: int, output: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, what: str, *, fix: str = "", status: int, output: str = "") -> None:
+        super().__init__(what, fix=fix)
         self.status = status
         self.output = output
 
@@ -145,8 +163,8 @@ class HandshakeError(LabkitError, ValueError):
     ``core-version``, ``network``, ``protocol``.
     """
 
-    def __init__(self, message: str, *, line: str, reason: str) -> None:
-        super().__init__(message)
+    def __init__(self, what: str, *, fix: str = "", line: str, reason: str) -> None:
+        super().__init__(what, fix=fix)
         self.line = line
         self.reason = reason
 
@@ -161,11 +179,11 @@ class RPCPluginError(LabkitError):
     """
 
     def __init__(
-        self, message: str, *, stage: str, command: Sequence[str],
+        self, what: str, *, fix: str = "", stage: str, command: Sequence[str],
         returncode: int | None = None, signal: str | None = None,
         stderr_tail: Sequence[str] = (), status: str = "",
     ) -> None:
-        super().__init__(message)
+        super().__init__(what, fix=fix)
         self.stage = stage
         self.command = tuple(command)
         self.returncode = returncode
@@ -181,8 +199,9 @@ class WasmTrap(LabkitError):
     WebAssembly``, ``interrupt``); ``text`` wasmtime's whole report. The host is unharmed.
     """
 
-    def __init__(self, message: str, *, path: Path, function: str, reason: str, text: str) -> None:
-        super().__init__(message)
+    def __init__(self, what: str, *, fix: str = "", path: Path, function: str, reason: str,
+                 text: str) -> None:
+        super().__init__(what, fix=fix)
         self.path = path
         self.function = function
         self.reason = reason

@@ -28,7 +28,7 @@ from .elf import ElfInfo, read_elf
 from .errors import ElfError, InputError
 from .gocheck import go_note, go_problems
 from .goinfo import GoInfo, go_info
-from .paths import show
+from .paths import existing_file, show
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,7 @@ def explain(
     unreadable, and for a host that is not readable ELF; a file that is not ELF, or is
     truncated, gets a verdict saying so.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{show(p)!r} does not exist. Fix: check the path", path=p)
-    if p.is_dir():
-        raise InputError(f"{show(p)!r} is a directory. Fix: point at a .so file or a program "
-                         "inside it", path=p)
+    p = existing_file(path)
     host_info = _host(host) if host is not None else None
     info = None
     with contextlib.suppress(ElfError):  # diagnose_load turns it into a problem
@@ -161,7 +156,8 @@ def _host(host: str | os.PathLike[str]) -> ElfInfo:
     try:
         return read_elf(host)
     except ElfError as exc:
-        raise InputError(f"the host {show(host)!r} is not a program labkit can read: {exc}",
+        raise InputError(f"the host {show(host)!r} is not a program labkit can read: {exc.what}",
+                         fix=f"{exc.fix}, or pass --host the program that will load the file",
                          path=Path(host)) from None
 
 

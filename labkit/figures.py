@@ -103,8 +103,8 @@ def per_call(calls: Mapping[str, tuple[Callable[[], Any], int]], rounds: int = 7
     while it lasted; the best batch is the one least disturbed. Ratios between the results
     are what this measures well: each call saw the same machine."""
     if rounds < 1:
-        raise InputError(f"rounds={rounds!r}: per_call times at least one batch of each call. "
-                         "Fix: pass rounds=1 or more (7 is the default)")
+        raise InputError(f"rounds={rounds!r}: per_call times at least one batch of each call",
+                         fix="pass rounds=1 or more (7 is the default)")
     best = {name: float("inf") for name in calls}
     for call, number in calls.values():  # a warm-up, not timed
         for _ in range(min(number, 50)):

@@ -147,25 +147,28 @@ def _check(
 ) -> tuple[Path, Path]:
     root = Path(module).resolve()
     if not (root / "go.mod").is_file():
-        raise InputError(f"{show(root)!r} is not a Go module (no go.mod). Fix: pass module= "
+        raise InputError(f"{show(root)!r} is not a Go module (no go.mod)", fix="pass module= "
                          "the folder that holds go.mod", path=root)
     if mode not in _MODES:
-        raise InputError(f"mode must be one of {', '.join(_MODES)}, not {mode!r}")
+        raise InputError(f"mode {mode!r} is not a -buildmode labkit builds",
+                         fix=f"use one of {', '.join(_MODES)}")
     folder = (root / package).resolve()
     if not folder.is_dir() or not any(folder.glob("*.go")):
         choices = sorted(p.parent.relative_to(root).as_posix() for p in root.glob("*/*.go"))
         raise InputError(
-            f"no Go package {package!r} in {show(root)!r}. Fix: use one of "
+            f"no Go package {package!r} in {show(root)!r}", fix=f"use one of "
             f"{', '.join(dict.fromkeys(choices))}", path=folder,
         )
     if root not in folder.parents and folder != root:
-        raise InputError(f"{package!r} is outside the module {show(root)!r}", path=folder)
+        raise InputError(f"{package!r} is outside the module {show(root)!r}",
+                         fix="name a package folder inside the module", path=folder)
     if toolchain is not None and not _TOOLCHAIN.match(toolchain):
-        raise InputError(f"toolchain must name a Go release such as 'go1.26.0', "
-                         f"not {toolchain!r}")
+        raise InputError(f"toolchain {toolchain!r} does not name a Go release",
+                         fix="name one such as 'go1.26.0'")
     if target is not None and target not in GO_TARGETS:
-        raise InputError(f"unknown target {target!r}: labkit builds Go for this machine "
-                         f"(target=None) or for {', '.join(GO_TARGETS)}")
+        raise InputError(f"unknown target {target!r}",
+                         fix=f"use target=None for this machine, or one of "
+                         f"{', '.join(GO_TARGETS)}")
     return root, folder
 
 
@@ -244,6 +247,6 @@ def _failure(
     settings = " ".join(f"{k}={v}" for k, v in env.items() if k in ("CGO_ENABLED", "GOTOOLCHAIN"))
     words = ["go", *command[1:], package]
     message = (f"go build could not build {package!r} (exit status {code}; {settings}).\n"
-               f"{shown}\nFix: {fix}")
-    return BuildError(message, source=package, command=words, returncode=code,
-                      stderr=stderr, diagnosis=diagnosis, fix=fix)
+               f"{shown}")
+    return BuildError(message, fix=fix, source=package, command=words, returncode=code,
+                      stderr=stderr, diagnosis=diagnosis)

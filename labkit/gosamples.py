@@ -79,7 +79,8 @@ def build_go_samples(
     if unknown:
         from .errors import InputError
 
-        raise InputError(f"no Go sample {unknown[0]!r}; the samples are {', '.join(GO_SAMPLES)}")
+        raise InputError(f"no Go sample {unknown[0]!r}",
+                         fix=f"use one of the samples: {', '.join(GO_SAMPLES)}")
     return {
         name: build_go(GO_SAMPLES[name].package, name, out_dir=out_dir,
                        **GO_SAMPLES[name].options)

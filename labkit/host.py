@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .diagnose import Context, Problem, diagnose_load
+from .diagnose import Problem
 from .errors import InputError, LoadError, PluginError, SymbolError
+from .explain import Verdict, explain
 from .isolate import Outcome
 from .isolate import run as run_isolated
 from .load import Library, load, load_fresh
-from .paths import PLUGINS_C, show
+from .paths import PLUGINS_C, existing_file, show
 
 #: The header that defines the interface; the host reads its C declarations from it.
 API_HEADER = PLUGINS_C / "plugin_api.h"
@@ -57,7 +58,8 @@ def api(header: str | os.PathLike[str] = API_HEADER) -> tuple[Any, int]:
 
         version = re.search(r"#define\s+LAB_PLUGIN_ABI_VERSION\s+(\d+)", text)
         if version is None:
-            raise InputError(f"{show(header)!r} does not #define LAB_PLUGIN_ABI_VERSION")
+            raise InputError(f"{show(header)!r} does not #define LAB_PLUGIN_ABI_VERSION",
+                             fix="pass header= a plugin interface like plugins/c/plugin_api.h")
         ffi = cffi.FFI()
         ffi.cdef("\n".join(line for line in text.splitlines() if not line.startswith("#")))
         _ffi_cache[text] = (ffi, int(version[1]))
@@ -66,16 +68,24 @@ def api(header: str | os.PathLike[str] = API_HEADER) -> tuple[Any, int]:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A plugin file found by :meth:`PluginHost.discover`, checked without loading it."""
+    """A plugin file found by :meth:`PluginHost.discover`: its id, and the :class:`Verdict`
+    of :func:`labkit.explain` on it, the host's entry point required, without loading it."""
 
     id: str
-    path: Path
-    problems: tuple[Problem, ...]
+    verdict: Verdict
+
+    @property
+    def path(self) -> Path:
+        return self.verdict.path
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.verdict.problems
 
     @property
     def loadable(self) -> bool:
         """labkit found nothing that stops it loading (the descriptor is checked at load)."""
-        return not self.problems
+        return self.verdict.ok
 
     def __str__(self) -> str:
         verdict = "ok" if self.loadable else "; ".join(p.kind for p in self.problems)
@@ -143,7 +153,7 @@ class Plugin:
                 if length > _MAX_RESULT:
                     raise PluginError(
                         f"plugin {self.id!r} says its result is {length} bytes long; the host "
-                        f"refuses more than {_MAX_RESULT}. Fix: check that the plugin and the "
+                        f"refuses more than {_MAX_RESULT}", fix="check that the plugin and the "
                         "host agree on lab_options (python -m labkit abi-diff)",
                         plugin_id=self.id, path=self.path, check="call",
                     )
@@ -156,7 +166,7 @@ class Plugin:
             if gen.descriptor.scale == ffi.NULL:
                 raise PluginError(
                     f"plugin {self.id!r} has no scale function (its descriptor's scale is "
-                    "NULL). Fix: call transform, or pick a plugin that scales",
+                    "NULL)", fix="call transform, or pick a plugin that scales",
                     plugin_id=self.id, path=self.path, check="call",
                 )
             return float(gen.descriptor.scale(gen.state, value))
@@ -222,7 +232,7 @@ class Plugin:
         current = self._current
         if current is None:
             raise PluginError(
-                f"plugin {self.id!r} is closed. Fix: load it again with host.load({self.id!r})",
+                f"plugin {self.id!r} is closed", fix=f"load it again with host.load({self.id!r})",
                 plugin_id=self.id, path=self.path, check="call",
             )
         return current
@@ -262,7 +272,7 @@ class PluginHost:
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise InputError(
-                f"plugin folder {show(self.directory)!r} does not exist. Fix: build the "
+                f"plugin folder {show(self.directory)!r} does not exist", fix="build the "
                 "samples first (labkit.build_samples()) or point at a folder of .so files",
                 path=self.directory,
             )
@@ -274,11 +284,8 @@ class PluginHost:
     def discover(self) -> list[Candidate]:
         """Every ``*.so`` in the folder, each checked as the loader and the host would check
         it, without loading anything (see :func:`labkit.explain`)."""
-        found = []
-        for path in sorted(self.directory.glob("*.so")):
-            problems = diagnose_load(path, context=Context(require=(ENTRY_SYMBOL,)))
-            found.append(Candidate(plugin_id(path), path, tuple(problems)))
-        return found
+        return [Candidate(plugin_id(path), explain(path, require=(ENTRY_SYMBOL,), load=True))
+                for path in sorted(self.directory.glob("*.so"))]
 
     def path_of(self, pid: str) -> Path:
         """The file of plugin ``pid``: ``lib<pid>.so`` in the folder."""
@@ -287,7 +294,7 @@ class PluginHost:
             known = ", ".join(c.id for c in self.discover()) or "none"
             raise InputError(
                 f"no plugin {pid!r} in {show(self.directory)!r} (looked for {path.name}; "
-                f"found: {known}). Fix: the id is the file name without lib and .so",
+                f"found: {known})", fix="the id is the file name without lib and .so",
                 path=path,
             )
         return path
@@ -302,10 +309,7 @@ class PluginHost:
         into the plugin may crash it (SIGBUS, SIGSEGV) or run garbage; a rename leaves the old
         inode, and so every mapping of it, intact.
         """
-        src = Path(source)
-        if not src.is_file():
-            raise InputError(f"no file {show(src)!r} to install as plugin {pid!r}. Fix: build "
-                             "it first, or check the path", path=src)
+        src = existing_file(source, "plugin file")
         target = self.directory / f"lib{pid}.so"
         fd, tmp = tempfile.mkstemp(prefix=f".lib{pid}-", suffix=".so", dir=self.directory)
         os.close(fd)
@@ -326,7 +330,8 @@ class PluginHost:
         copy loaded before.
         """
         if letter_case not in CASES:
-            raise InputError(f"letter_case must be one of {', '.join(CASES)}, not {letter_case!r}")
+            raise InputError(f"letter_case {letter_case!r} is not a case the plugins know",
+                             fix=f"use one of {', '.join(CASES)}")
         if pid in self.plugins:
             self.plugins.pop(pid).close()
         options = {"letter_case": letter_case, "repeat": repeat, "width": width}
@@ -351,7 +356,8 @@ class PluginHost:
         process. The result is in ``.value``; ``options`` are those of :meth:`load`."""
         path = self.path_of(pid)
         if call not in ("transform", "scale"):
-            raise InputError(f"call must be 'transform' or 'scale', not {call!r}")
+            raise InputError(f"a plugin has no call {call!r}",
+                             fix="call 'transform' or 'scale'")
 
         def attempt() -> str | float:
             plugin = PluginHost(path.parent, header=self.header, accept=self.accept).load(
@@ -393,7 +399,7 @@ class PluginHost:
             said = ", ".join(f"{k}={v!r}" for k, v in declared.items()) or "nothing"
             return PluginError(
                 f"plugin {pid!r} ({show(path)}) failed the check {check!r}: {what} "
-                f"(it declared: {said}). Fix: {fix}",
+                f"(it declared: {said})", fix=fix,
                 plugin_id=pid, path=path, check=check, declared=declared,
             )
 

@@ -144,19 +144,22 @@ def run(
     a gRPC channel) may hang until the timeout. Give it a snippet instead; that starts fresh.
     """
     if timeout <= 0:
-        raise InputError(f"timeout must be positive, not {timeout!r}")
+        raise InputError(f"timeout must be positive, not {timeout!r}",
+                         fix="pass a number of seconds above 0")
     if isinstance(target, str):
         if args or kwargs:
-            raise InputError("a snippet takes no args; format them into the source instead")
+            raise InputError("a snippet (a str) takes no args",
+                             fix="format them into the source instead")
         return _run_snippet(target, timeout, env, cwd)
     if callable(target):
         if env is not None:
             raise InputError(
                 "env= only works with a snippet (a str): the loader reads LD_LIBRARY_PATH "
-                "and friends when a process starts, and a forked child does not start anew"
-            )
+                "and friends when a process starts, and a forked child does not start anew",
+                fix="pass the code as a snippet (a str), or run a program with run_program")
         return _run_forked(target, args, kwargs, timeout, cwd)
-    raise InputError(f"run() takes a str of Python or a callable, not {type(target).__name__}")
+    raise InputError(f"run() takes a str of Python or a callable, not {type(target).__name__}",
+                     fix="pass a function (and its args), or Python source as a str")
 
 
 def run_program(
@@ -174,9 +177,11 @@ def run_program(
     data. ``timeout`` seconds after the start the program and its children are killed.
     """
     if timeout <= 0:
-        raise InputError(f"timeout must be positive, not {timeout!r}")
+        raise InputError(f"timeout must be positive, not {timeout!r}",
+                         fix="pass a number of seconds above 0")
     if not argv:
-        raise InputError("run_program needs a program to run: argv is empty")
+        raise InputError("run_program needs a program to run: argv is empty",
+                         fix="pass the program and its arguments, e.g. ['./host', 'plugin.so']")
     child_env = {**os.environ, **(env or {})}
     return _run_process([os.fspath(a) for a in argv], timeout, child_env, cwd)
 

@@ -124,7 +124,7 @@ class Library:
         if self.closed:
             raise SymbolError(
                 f"{self.name!r} is closed, so {name!r} may no longer be mapped; using it "
-                "would jump into unmapped memory. Fix: load the library again and look "
+                "would jump into unmapped memory", fix="load the library again and look "
                 f"{name!r} up anew",
                 path=self.path, symbol=name,
             )
@@ -139,7 +139,7 @@ class Library:
             err = _dlerror(lib, ffi)
         if err or address == ffi.NULL:
             raise SymbolError(
-                f"{self.name!r} has no symbol {name!r}: dlsym said {tidy(err)!r}. Fix: check "
+                f"{self.name!r} has no symbol {name!r}: dlsym said {tidy(err)!r}", fix="check "
                 "the spelling, that the function is not static or hidden "
                 "(-fvisibility=hidden), and that C++ names are declared extern \"C\"",
                 path=self.path, symbol=name, dlerror=err,
@@ -160,15 +160,14 @@ class Library:
         address = self.symbol(name)
         open_paren = signature.find("(")
         if open_paren < 0:
-            raise InputError(
-                f"signature {signature!r} for {name!r} is not a C function type; write it "
-                "like 'int(int, int)' or 'const char *(void)'"
-            )
+            raise InputError(f"signature {signature!r} for {name!r} is not a C function type",
+                             fix="write it like 'int(int, int)' or 'const char *(void)'")
         pointer_type = f"{signature[:open_paren]}(*){signature[open_paren:]}"
         try:
             raw = ffi.cast(pointer_type, address)
         except (ffi.error, TypeError) as exc:
-            raise InputError(f"cffi cannot read the C type {signature!r}: {exc}") from exc
+            raise InputError(f"cffi cannot read the C type {signature!r}: {exc}",
+                             fix="write it as C declares it, like 'int(int, int)'") from exc
         return Function(self, name, signature, raw)
 
     def variable(self, name: str, ctype: str) -> Any:
@@ -215,7 +214,8 @@ def load(path: str | os.PathLike[str], flags: int = RTLD.NOW) -> Library:
     """
     flags = int(flags)
     if not (flags & RTLD.NOW or flags & RTLD.LAZY):
-        raise InputError("flags need RTLD.NOW or RTLD.LAZY (dlopen requires one of them)")
+        raise InputError("flags hold neither RTLD.NOW nor RTLD.LAZY, and dlopen requires one",
+                         fix="add RTLD.NOW (or RTLD.LAZY): flags=RTLD.NOW | RTLD.LOCAL")
     target = _loader_name(path)
     return _open(target, flags, display=show(path) if "/" in target else target)
 

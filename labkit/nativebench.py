@@ -137,7 +137,7 @@ def _wasm(hosts: NativeHosts, sizes: Sizes) -> dict[str, list[float]]:
         raise LabkitError(
             f"plugins/wasm/bench_host.c declares wasmtime's C structures with sizes "
             f"{found['layout']}, but this wasmtime ({library.name}) uses {expected}: its C "
-            "API changed. Fix: update the declarations at the top of bench_host.c from the "
+            "API changed", fix="update the declarations at the top of bench_host.c from the "
             "wasmtime.h of the release environment.yml pins")
     return found
 
@@ -157,7 +157,9 @@ def go_rpc(rpc: RpcSamples, calls: int, repeats: int, starts: int
                     re.findall(r"^bench: \d+ calls, (\d+) ns per call$", outcome.stdout, re.M)]
         start = re.findall(r"^bench: start (\d+) ns$", outcome.stdout, re.M)
         if not start or not per_call:
-            raise LabkitError(f"go-plugin's host printed no timing:\n{outcome.stdout[-2000:]}")
+            raise LabkitError(f"go-plugin's host printed no timing:\n{outcome.stdout[-2000:]}",
+                              fix="rebuild plugins/go/goplugin/host: its -bench flag prints "
+                              "'bench: N calls, NS ns per call' lines")
         if i == 0:
             per_batch = per_call
         started.append(int(start[0]) * 1e-9)

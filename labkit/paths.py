@@ -99,6 +99,23 @@ def tidy(text: str) -> str:
     return text
 
 
+def existing_file(path: str | os.PathLike[str], what: str = "") -> Path:
+    """``path`` as a :class:`~pathlib.Path` if it names a file, else the one
+    :class:`~labkit.errors.InputError` every labkit function gives for a missing path or a
+    folder. ``what`` names the role (``"C source"``): ``"C source 'x.c' does not exist"``."""
+    from .errors import InputError
+
+    p = Path(path)
+    named = f"{what} {show(p)!r}" if what else repr(show(p))
+    if p.is_dir():
+        raise InputError(f"{named} is a directory, not a file", fix="name a file inside it",
+                         path=p)
+    if not p.exists():
+        raise InputError(f"{named} does not exist", fix="check the path, or build the file "
+                         "first", path=p)
+    return p
+
+
 def _cache_root() -> Path:
     explicit = os.environ.get("LABKIT_CACHE")
     if explicit:

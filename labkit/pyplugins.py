@@ -61,8 +61,8 @@ def install_plugin(
         folder = PLUGINS_PY / folder
     if not (folder / "pyproject.toml").is_file():
         choices = ", ".join(sorted(p.parent.name for p in PLUGINS_PY.glob("*/pyproject.toml")))
-        raise InputError(f"{show(folder)!r} is not a Python package (no pyproject.toml). "
-                         f"Fix: use one of {choices}", path=folder)
+        raise InputError(f"{show(folder)!r} is not a Python package (no pyproject.toml)",
+                         fix=f"use one of {choices}", path=folder)
     dest = Path(target).resolve()
     with tempfile.TemporaryDirectory() as work:  # setuptools writes build/ beside the source
         copy = Path(work) / folder.name
@@ -75,7 +75,7 @@ def install_plugin(
     if proc.returncode != 0:
         raise BuildError(
             f"pip could not install {show(folder)!r} (exit status {proc.returncode}).\n"
-            f"{tidy(proc.stderr or proc.stdout).strip()}\nFix: check its pyproject.toml; the "
+            f"{tidy(proc.stderr or proc.stdout).strip()}", fix="check its pyproject.toml; the "
             "build backend (setuptools) must be installed, since this runs offline",
             source=str(folder), command=command, returncode=proc.returncode,
             stderr=proc.stderr,
@@ -101,7 +101,7 @@ def transformers(group: str = GROUP) -> dict[str, Any]:
         except Exception as exc:  # a broken plugin must be named, not hidden
             raise InputError(
                 f"the entry point {ep.name!r} = {ep.value!r} of group {group!r} does not "
-                f"load: {type(exc).__name__}: {exc}. Fix: reinstall or remove its "
+                f"load: {type(exc).__name__}: {exc}", fix="reinstall or remove its "
                 "distribution"
             ) from exc
     return found
@@ -137,7 +137,7 @@ def _distribution_in(dest: Path, folder: Path) -> importlib.metadata.Distributio
         if _normal(dist.metadata["Name"]) == _normal(name):
             return dist
     raise InputError(f"pip installed {show(folder)!r} but no distribution {name!r} is in "
-                     f"{show(dest)!r}. Fix: check the project name in its pyproject.toml")
+                     f"{show(dest)!r}", fix="check the project name in its pyproject.toml")
 
 
 def _normal(name: str) -> str:

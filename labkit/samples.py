@@ -71,8 +71,8 @@ def build_samples(
     src = Path(source_dir)
     if not (src / "plugin_api.h").is_file():
         raise InputError(
-            f"{show(src)!r} holds no plugin_api.h, so it is not the lab's plugins/c folder; "
-            "pass source_dir=labkit.PLUGINS_C", path=src,
+            f"{show(src)!r} holds no plugin_api.h, so it is not the lab's plugins/c folder",
+            fix="pass source_dir=labkit.PLUGINS_C", path=src,
         )
     out = Path(out_dir)
     sdk = out.parent / "sdk"

@@ -21,7 +21,7 @@ import wasmtime
 
 from .build import Artifact, build_shared
 from .errors import InputError, WasmTrap
-from .paths import PLUGINS_WASM, show
+from .paths import PLUGINS_WASM, existing_file, show
 
 #: The sample wasm plugin: add, shout (bytes in linear memory), and bugs: peek, poke, spin.
 WASM_PLUGIN = PLUGINS_WASM / "transform.c"
@@ -51,12 +51,12 @@ class WasmPlugin:
             self.module = wasmtime.Module.from_file(self.engine, str(path))
         except wasmtime.WasmtimeError as exc:
             raise InputError(f"{show(path)!r} is not a WebAssembly module wasmtime accepts: "
-                             f"{exc}. Fix: build it with target='wasm32-freestanding'",
+                             f"{exc}", fix="build it with target='wasm32-freestanding'",
                              path=path) from None
         if self.module.imports:
             wanted = ", ".join(f"{i.module}.{i.name}" for i in self.module.imports)
             raise InputError(f"{show(path)!r} imports {wanted}; labkit gives a plugin no "
-                             "imports. Fix: build it freestanding (no libc calls)", path=path)
+                             "imports", fix="build it freestanding (no libc calls)", path=path)
         self._watchdog = _Watchdog(self.engine, timeout) if timeout is not None else None
         self._refuel()
         if self._watchdog is not None:
@@ -91,7 +91,7 @@ class WasmPlugin:
         function = self._functions.get(name)
         if function is None:
             raise InputError(f"{show(self.path)!r} exports no function {name!r}; it exports "
-                             f"{', '.join(self.functions)}. Fix: mark it EXPORT({name}) in C")
+                             f"{', '.join(self.functions)}", fix=f"mark it EXPORT({name}) in C")
         self._refuel()
         if self._watchdog is not None:
             self.store.set_epoch_deadline(1)
@@ -139,8 +139,10 @@ def shout(plugin: WasmPlugin, text: str) -> str:
     """Call the sample's ``shout`` the way a host passes data to wasm: copy the text into the
     plugin's memory, call, copy the answer out."""
     data = text.encode()
-    if len(data) >= plugin.call("capacity"):
-        raise InputError(f"{len(data)} bytes do not fit the plugin's buffer")
+    capacity = plugin.call("capacity")
+    if len(data) >= capacity:
+        raise InputError(f"{len(data)} bytes do not fit the plugin's buffer ({capacity} bytes)",
+                         fix=f"pass a text shorter than {capacity} bytes")
     where = plugin.call("buffer")
     plugin.write(where, data)
     length = plugin.call("shout", len(data))
@@ -158,19 +160,19 @@ def load_wasm(
     Every call has a limit: ``fuel`` instructions, or ``timeout`` seconds, or both. Without
     either, the timeout is :data:`DEFAULT_TIMEOUT`; ``timeout=None`` is accepted only with
     fuel, since a call with no limit at all that never returns hangs the caller for good."""
-    source = Path(path)
-    if not source.is_file():
-        raise InputError(f"no WebAssembly module at {show(source)!r}", path=source)
+    source = existing_file(path, "WebAssembly module")
     if fuel is not None and fuel <= 0:
-        raise InputError(f"fuel must be positive, not {fuel!r}")
+        raise InputError(f"fuel must be positive, not {fuel!r}",
+                         fix="pass a number of instructions above 0, e.g. fuel=1_000_000")
     if timeout is _UNSET:
         timeout = DEFAULT_TIMEOUT if fuel is None else None
     if timeout is None and fuel is None:
         raise InputError("a wasm plugin needs a limit: with neither fuel nor a timeout, a call "
-                         "that never returns would hang this process for good. Fix: pass "
+                         "that never returns would hang this process for good", fix="pass "
                          "fuel=N, or a timeout in seconds")
     if timeout is not None and timeout <= 0:
-        raise InputError(f"timeout must be positive, not {timeout!r}")
+        raise InputError(f"timeout must be positive, not {timeout!r}",
+                         fix="pass a number of seconds above 0")
     return WasmPlugin(source, fuel, timeout)
 
 
@@ -233,5 +235,6 @@ def _trap(path: Path, function: str, trap: wasmtime.Trap) -> WasmTrap:
     }
     message = (f"wasm plugin {show(path)!r} trapped in {function}(): {reason}"
                f"{' (' + fault.group(1) + ')' if fault else ''}. The host is unharmed and the "
-               f"plugin can be called again. Fix: {fixes.get(reason, 'fix the plugin')}")
-    return WasmTrap(message, path=path, function=function, reason=reason, text=text)
+               f"plugin can be called again")
+    return WasmTrap(message, fix=fixes.get(reason, "fix the plugin"), path=path,
+                    function=function, reason=reason, text=text)

@@ -125,7 +125,7 @@ def test_file_errors_name_the_real_file(workdir: Path) -> None:
         pytest.param(Path("nowhere.c"), {}, r"'nowhere\.c' does not exist", id="missing-file"),
         pytest.param(Path("."), {}, r"is a directory", id="directory"),
         pytest.param("int x;\n", {"name": "x", "target": "sparc-solaris"}, r"unknown target 'sparc-solaris'", id="bad-target"),
-        pytest.param("int x;\n", {"name": "x", "kind": "static"}, r"kind must be", id="bad-kind"),
+        pytest.param("int x;\n", {"name": "x", "kind": "static"}, r"kind 'static' is not something labkit builds\. Fix: pass kind='shared'", id="bad-kind"),
     ],
 )
 def test_bad_arguments(workdir: Path, source: object, options: dict[str, object], message: str) -> None:

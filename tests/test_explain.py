@@ -28,8 +28,8 @@ def test_every_sample_gets_the_documented_verdict(samples: dict[str, labkit.Samp
 def test_the_command_line_shows_paths_as_given(tmp_path: Path) -> None:
     result = run_cli("explain", tmp_path)
     assert result.returncode == 2
-    assert result.stderr == (f"labkit explain: '{tmp_path}' is a directory. Fix: point at a .so "
-                             "file or a program inside it\n")
+    assert result.stderr == (f"labkit explain: '{tmp_path}' is a directory, not a file. Fix: "
+                             "name a file inside it\n")
     assert labkit.show(tmp_path).startswith("<tmp>/")  # the notebooks' short form stays
 
 

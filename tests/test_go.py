@@ -243,8 +243,8 @@ def test_a_changed_interface_fails_the_build_with_go_words(workdir: Path) -> Non
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"package": "nowhere"}, "no Go package 'nowhere'.*Fix: use one of api, cshared"),
-    ({"package": "greeter", "mode": "archive"}, "mode must be one of"),
-    ({"package": "greeter", "toolchain": "1.26"}, "must name a Go release"),
+    ({"package": "greeter", "mode": "archive"}, "mode 'archive' is not a -buildmode labkit builds. Fix: use one of exe"),
+    ({"package": "greeter", "toolchain": "1.26"}, "toolchain '1.26' does not name a Go release. Fix: name one such"),
     ({"package": "greeter", "target": "riscv64-linux-gnu"}, "unknown target"),
     ({"package": "greeter", "module": "/"}, "is not a Go module"),
 ], ids=["no-package", "mode", "toolchain", "target", "module"])

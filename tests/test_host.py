@@ -160,7 +160,7 @@ def test_install_renames_over_a_loaded_plugin_and_never_writes_into_it(
     plugin.reload()
     assert plugin.transform("a") == "v2:a"
     assert [p.name for p in swap_dir.iterdir() if p.name.startswith(".")] == []  # no leftovers
-    with pytest.raises(labkit.InputError, match=r"no file '.*nothere.so' to install as plugin 'swap'"):
+    with pytest.raises(labkit.InputError, match=r"plugin file '.*nothere.so' does not exist"):
         host.install("swap", tmp_path / "nothere.so")
     plugin.close()
 

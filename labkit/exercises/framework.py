@@ -69,7 +69,8 @@ def evaluate(exercises: Mapping[str, Exercise], exercise: str, answer: Any) -> F
     """Judge ``answer`` to ``exercise`` and return the :class:`Feedback` (printing nothing).
     A wrong answer moves the exercise's hints one step on."""
     if exercise not in exercises:
-        raise InputError(f"no exercise {exercise!r}; the lab has {', '.join(exercises)}")
+        raise InputError(f"no exercise {exercise!r}",
+                         fix=f"use one the lab has: {', '.join(exercises)}")
     spec = exercises[exercise]
     if answer is Ellipsis:
         passed, message = False, (f"no answer yet. {spec.asks} Replace the ... with your "

@@ -94,8 +94,8 @@ class PluginClient:
     ) -> None:
         if isinstance(command, (str, bytes, os.PathLike)) or not command:
             raise InputError(
-                f"command must be a non-empty list of arguments, not {command!r}; e.g. "
-                "[sys.executable, 'plugins/python/transformer_plugin.py']")
+                f"command must be a non-empty list of arguments, not {command!r}",
+                fix="pass e.g. [sys.executable, 'plugins/python/transformer_plugin.py']")
         self.command = [os.fspath(part) for part in command]
         self.handshake = handshake
         self.versions = tuple(versions) if versions is not None else handshake.versions
@@ -142,7 +142,7 @@ class PluginClient:
         except OSError as exc:
             self._cleanup()
             raise RPCPluginError(
-                f"cannot start plugin {self._name()!r}: {exc}. Fix: check the command "
+                f"cannot start plugin {self._name()!r}: {exc}", fix=f"check the command "
                 f"{self.command!r} (the path, and that the file is executable)",
                 stage="start", command=self.command) from exc
         self._open = True
@@ -342,7 +342,8 @@ class PluginClient:
         try:
             line = parse_handshake(first.decode(errors="replace"))
         except HandshakeError as exc:
-            raise self._start_failure("handshake", f"gave a bad handshake: {exc}", "") from exc
+            raise self._start_failure("handshake", f"gave a bad handshake: {exc.what}",
+                                      exc.fix) from exc
         if line.app_version not in self.versions:
             accepted = ", ".join(str(v) for v in self.versions)
             raise self._start_failure(
@@ -384,7 +385,7 @@ class PluginClient:
     def _require_channel(self, method: str) -> grpc.Channel:
         if self._channel is None or self._proc is None:
             raise RPCPluginError(
-                f"cannot call {method}: plugin {self._name()!r} is not started. Fix: call "
+                f"cannot call {method}: plugin {self._name()!r} is not started", fix="call "
                 "start() or use the client in a with-block", stage="call", command=self.command)
         return self._channel
 
@@ -411,12 +412,12 @@ class PluginClient:
         if code is grpc.StatusCode.DEADLINE_EXCEEDED:
             return RPCPluginError(
                 f"plugin {self._name()!r} did not answer {method} within {limit:g} s; it is "
-                "still running. Fix: raise the timeout, or restart() a plugin that hangs",
+                "still running", fix="raise the timeout, or restart() a plugin that hangs",
                 stage="call", command=self.command, status=status,
                 stderr_tail=self.stderr_tail)
         return RPCPluginError(
             f"plugin {self._name()!r} answered {method} with {status}: {details}. The plugin "
-            "is still running. Fix: the plugin's code raised; read its log lines (.logs)",
+            "is still running", fix="the plugin's code raised; read its log lines (.logs)",
             stage="call", command=self.command, status=status, stderr_tail=self.stderr_tail)
 
     def _died(self, method: str, status: str) -> RPCPluginError:
@@ -427,7 +428,7 @@ class PluginClient:
         self._stop(ask=False)  # the process is gone: free its socket folder and threads
         return RPCPluginError(
             f"plugin {self._name()!r} died during {method}: {ended}. The host is unharmed.\n"
-            f"Its last stderr lines:\n{shown}\nFix: restart() starts a fresh plugin process; "
+            f"Its last stderr lines:\n{shown}", fix="restart() starts a fresh plugin process; "
             "the crash itself is the plugin's bug",
             stage="call", command=self.command,
             returncode=self._proc.returncode if self._proc else None,
@@ -440,7 +441,7 @@ class PluginClient:
         shown = ("\nIts stderr:\n" + _excerpt(tail)) if tail else ""
         returncode = self._proc.returncode if self._proc else None
         return RPCPluginError(
-            f"plugin {self._name()!r} {what}.{status}{shown}" + (f"\nFix: {fix}" if fix else ""),
+            f"plugin {self._name()!r} {what}.{status}{shown}", fix=fix,
             stage=stage, command=self.command, returncode=returncode,
             signal=self._signal_name(), stderr_tail=tail)
 

@@ -120,14 +120,14 @@ def parse_handshake(line: str) -> HandshakeLine:
     text = line.strip()
     if not text:
         raise HandshakeError(
-            "the plugin's first line on stdout is empty. Fix: a go-plugin plugin prints its "
+            "the plugin's first line on stdout is empty", fix="a go-plugin plugin prints its "
             "handshake line (1|APP-VERSION|unix|SOCKET|grpc|) before anything else",
             line=line, reason="empty")
     if len(text) > MAX_HANDSHAKE_LINE:
         raise HandshakeError(
             f"the plugin's first line on stdout is longer than {MAX_HANDSHAKE_LINE} "
-            f"characters, so it is not a handshake line; it begins {text[:40]!r}. Fix: "
-            "the plugin must print its handshake line before any other output",
+            f"characters, so it is not a handshake line; it begins {text[:40]!r}",
+            fix="the plugin must print its handshake line before any other output",
             line=line[:200], reason="too-long")
     parts = text.split("|")
     shape = _shape_problem(parts)
@@ -135,27 +135,27 @@ def parse_handshake(line: str) -> HandshakeLine:
         raise HandshakeError(
             f"{_quote(text)} is not a go-plugin handshake line ({shape}); expected "
             "CORE|APP|NETWORK|ADDRESS|PROTOCOL[|SERVER-CERT[|MULTIPLEX]], e.g. "
-            "'1|1|unix|/tmp/plugin-x/plugin.sock|grpc|'. Fix: the plugin printed something "
+            "'1|1|unix|/tmp/plugin-x/plugin.sock|grpc|'", fix="the plugin printed something "
             "on stdout before its handshake, or it is not a go-plugin plugin",
             line=line, reason="garbage")
     core, app, network, address = int(parts[0]), int(parts[1]), parts[2], parts[3]
     if core != CORE_PROTOCOL_VERSION:
         raise HandshakeError(
             f"the plugin speaks go-plugin core protocol {core}, labkit speaks "
-            f"{CORE_PROTOCOL_VERSION} (line {_quote(text)}). Fix: rebuild the plugin with a "
+            f"{CORE_PROTOCOL_VERSION} (line {_quote(text)})", fix="rebuild the plugin with a "
             "go-plugin release whose core protocol is 1 (every release so far)",
             line=line, reason="core-version")
     if network not in _NETWORKS:
         raise HandshakeError(
             f"the plugin listens on network {network!r}, which go-plugin does not define "
-            f"(it uses 'unix' or 'tcp'); line {_quote(text)}. Fix: the plugin must listen on "
+            f"(it uses 'unix' or 'tcp'); line {_quote(text)}", fix="the plugin must listen on "
             "a Unix socket or TCP",
             line=line, reason="network")
     protocol = parts[4] if len(parts) >= 5 else "netrpc"
     if protocol not in _PROTOCOLS:
         raise HandshakeError(
             f"the plugin speaks protocol {protocol!r}, which go-plugin does not define "
-            f"(it uses 'grpc' or 'netrpc'); line {_quote(text)}. Fix: serve the plugin with "
+            f"(it uses 'grpc' or 'netrpc'); line {_quote(text)}", fix="serve the plugin with "
             "go-plugin's GRPCServer, or labkit.rpc.serve",
             line=line, reason="protocol")
     return HandshakeLine(

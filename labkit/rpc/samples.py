@@ -56,7 +56,8 @@ def python_plugin(script: str | os.PathLike[str] = PY_TRANSFORMER, *args: str) -
 def faulty_plugin(mode: str) -> list[str]:
     """The command line of ``faulty_plugin.py MODE`` (see :data:`FAULTS`)."""
     if mode not in FAULTS:
-        raise InputError(f"unknown fault {mode!r}; faulty_plugin.py knows {', '.join(FAULTS)}")
+        raise InputError(f"unknown fault {mode!r}",
+                         fix=f"use one faulty_plugin.py knows: {', '.join(FAULTS)}")
     return python_plugin(FAULTY_PLUGIN, mode)
 
 

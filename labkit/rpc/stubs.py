@@ -67,8 +67,8 @@ def generate(out_dir: Path | None = None) -> Path:
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise BuildError(
-            f"protoc refused {', '.join(PROTOS)}:\n{tidy(done.stderr.strip())}\n"
-            "Fix: correct the .proto file named above (plugins/proto/).",
+            f"protoc refused {', '.join(PROTOS)}:\n{tidy(done.stderr.strip())}",
+            fix="correct the .proto file named above (plugins/proto/).",
             source=str(PROTO_DIR), command=command, returncode=done.returncode,
             stderr=done.stderr,
         )
@@ -99,8 +99,8 @@ def generate_go(out_dir: Path) -> list[Path]:
             cwd=module, env=env, capture_output=True, text=True, timeout=600)
         if built.returncode != 0:
             raise BuildError(
-                f"go could not build the protoc plugins pinned in go.mod:\n{tidy(built.stderr)}"
-                "\nFix: the Go module proxy must be reachable the first time",
+                f"go could not build the protoc plugins pinned in go.mod:\n{tidy(built.stderr)}",
+                fix="the Go module proxy must be reachable the first time",
                 source=str(module), command=built.args, returncode=built.returncode,
                 stderr=built.stderr)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +112,7 @@ def generate_go(out_dir: Path) -> list[Path]:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise BuildError(f"protoc could not generate Go code:\n{tidy(done.stderr)}",
+                             fix="correct transformer.proto at the line protoc names above",
                              source=str(PROTO_DIR), command=command,
                              returncode=done.returncode, stderr=done.stderr)
     return sorted(out_dir.glob("*.go"))
@@ -128,8 +129,8 @@ def fetch_go_modules() -> None:
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise BuildError(
-            f"go could not download the modules of {module.name}/go.mod:\n{tidy(done.stderr)}"
-            "\nFix: the Go module proxy must be reachable the first time",
+            f"go could not download the modules of {module.name}/go.mod:\n{tidy(done.stderr)}",
+            fix="the Go module proxy must be reachable the first time",
             source=str(module), command=done.args, returncode=done.returncode,
             stderr=done.stderr)
 
