@@ -8,7 +8,6 @@ symbol tables: about twenty times faster than :func:`~labkit.elf.read_elf` on a 
 
 from __future__ import annotations
 
-import functools
 import os
 import struct
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from .elf import (
     DF_STATIC_TLS,
     DynamicTags,
     ElfInfo,
+    FileMemo,
     TlsSegment,
     check_complete,
     damaged,
@@ -166,36 +166,19 @@ def _relocation_entries(elf: Any, sec: Any) -> Iterator[tuple[int, int]]:
 
 
 def dynamic_of(path: Path) -> Dynamic:
-    """:func:`read_dynamic`, cached while the file is unchanged."""
-    resolved = path.resolve()
-    return _dynamic_cached(str(resolved), resolved.stat().st_mtime_ns)
+    """:func:`read_dynamic`, read once while the file is unchanged."""
+    return _DYNAMIC(path.resolve(), read_dynamic)
 
 
 def elf_of(path: Path) -> ElfInfo:
-    """:func:`~labkit.elf.read_elf`, cached while the file is unchanged."""
-    resolved = path.resolve()
-    return _elf_cached(str(resolved), resolved.stat().st_mtime_ns)
+    """:func:`~labkit.elf.read_elf` of the resolved path."""
+    return read_elf(path.resolve())
 
 
 def relocations_of(path: Path) -> tuple[Relocation, ...]:
-    """:func:`load_relocations`, cached while the file is unchanged."""
-    resolved = path.resolve()
-    return _relocations_cached(str(resolved), resolved.stat().st_mtime_ns)
+    """:func:`load_relocations`, read once while the file is unchanged."""
+    return _RELOCATIONS(path.resolve(), load_relocations)
 
 
-@functools.lru_cache(maxsize=512)
-def _dynamic_cached(path: str, mtime: int) -> Dynamic:
-    del mtime  # part of the cache key only
-    return read_dynamic(path)
-
-
-@functools.lru_cache(maxsize=256)
-def _elf_cached(path: str, mtime: int) -> ElfInfo:
-    del mtime  # part of the cache key only
-    return read_elf(path)
-
-
-@functools.lru_cache(maxsize=512)
-def _relocations_cached(path: str, mtime: int) -> tuple[Relocation, ...]:
-    del mtime  # part of the cache key only
-    return load_relocations(path)
+_DYNAMIC: FileMemo[Dynamic] = FileMemo(512)
+_RELOCATIONS: FileMemo[tuple[Relocation, ...]] = FileMemo(512)

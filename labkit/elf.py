@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import ElfError, InputError
 from .paths import existing_file, show
@@ -347,23 +347,48 @@ def read_soname(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+T = TypeVar("T")
+
+
+class FileMemo(Generic[T]):
+    """What was read from a file, kept while it is the same file: the key is its resolved
+    path, device, inode, size and modification time, so an edited or replaced file is read
+    again. A lookup costs a ``stat``; the oldest entry goes beyond ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self._found: dict[tuple[str, int, int, int, int], T] = {}
+        self._limit = limit
+
+    def __call__(self, path: Path, read: Callable[[Path], T]) -> T:
+        """``read(path)``, or what it returned for this very file before."""
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key not in self._found:
+            if len(self._found) >= self._limit:
+                del self._found[next(iter(self._found))]  # the oldest
+            self._found[key] = read(path)
+        return self._found[key]
+
+
 def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
-    """Read ``path`` with pyelftools. See :class:`ElfInfo` for what comes back.
+    """Read ``path`` with pyelftools, once while the file is unchanged (explain and the
+    loader model ask for a file often). See :class:`ElfInfo` for what comes back.
 
     Raises :class:`ElfError` (not ELF, empty, truncated, damaged) or :class:`InputError`
     (missing path, directory).
     """
+    p = existing_file(path)
+    info = _READ(p, _read_elf)
+    return info if info.path == p else dataclasses.replace(info, path=p)
+
+
+def _read_elf(path: Path) -> ElfInfo:
     from elftools.common.exceptions import ELFError, ELFParseError
 
     p = check_complete(path).path
-    stat = p.stat()
-    key = (str(p.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    known = _READ.get(key)
-    if known is not None:  # read once: explain and the loader model ask for a file often
-        return known if known.path == p else dataclasses.replace(known, path=p)
     try:
         with open(p, "rb") as f:
-            info = _parse(p, f)
+            return _parse(p, f)
     except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
             AttributeError, TypeError) as exc:
         raise damaged(p, exc) from exc
@@ -371,16 +396,9 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
         if type(exc).__module__.startswith(("construct", "elftools")):
             raise damaged(p, exc) from exc
         raise
-    if len(_READ) >= _READ_LIMIT:
-        del _READ[next(iter(_READ))]  # the oldest
-    _READ[key] = info
-    return info
 
 
-#: What :func:`read_elf` has read, by file identity (path, device, inode, size, modification
-#: time): an edited or replaced file is read again.
-_READ: dict[tuple[str, int, int, int, int], ElfInfo] = {}
-_READ_LIMIT = 256
+_READ: FileMemo[ElfInfo] = FileMemo(256)
 
 
 def damaged(p: Path, exc: BaseException) -> ElfError:

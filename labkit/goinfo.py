@@ -14,6 +14,7 @@ refuses at the first difference: "plugin was built with a different version of p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .elf import check_complete, raw_symbols
+from .elf import FileMemo, check_complete, raw_symbols
 from .errors import ElfError
 from .paths import show
 
@@ -106,6 +107,11 @@ def go_info(path: str | os.PathLike[str]) -> GoInfo:
     Go 1.18 or later, :class:`~labkit.errors.InputError` when it is missing.
     """
     p = check_complete(path).path
+    info = _GO_INFO(p, _read_go_info)
+    return info if info.path == p else dataclasses.replace(info, path=p)
+
+
+def _read_go_info(p: Path) -> GoInfo:
     blob = _buildinfo_blob(p)
     if blob is None:
         raise ElfError(
@@ -118,6 +124,10 @@ def go_info(path: str | os.PathLike[str]) -> GoInfo:
     fingerprints, plugin_path, stripped = _fingerprints(p)
     return GoInfo(p, version, main_path, main, tuple(deps), settings, fingerprints, stripped,
                   plugin_path)
+
+
+#: What :func:`go_info` has read, while each file is unchanged.
+_GO_INFO: FileMemo[GoInfo] = FileMemo(64)
 
 
 def _buildinfo_blob(p: Path) -> bytes | None:

@@ -139,5 +139,5 @@ def test_per_call_interleaves_batches_and_keeps_each_call_s_best() -> None:
 
 
 def test_per_call_refuses_no_rounds_and_says_how_many() -> None:
-    with pytest.raises(labkit.InputError, match=r"rounds=0: .*Fix: pass rounds=1 or more"):
+    with pytest.raises(labkit.InputError, match=r"(?s)rounds=0: .*\nFix: pass rounds=1 or more"):
         labkit.per_call({"a": (lambda: None, 1)}, rounds=0)

@@ -120,7 +120,7 @@ def test_file_errors_name_the_real_file(workdir: Path) -> None:
 @pytest.mark.parametrize(
     ("source", "options", "message"),
     [
-        pytest.param("hello.c", {}, r"looks like a file name.*pathlib\.Path", id="filename-as-text"),
+        pytest.param("hello.c", {}, r"(?s)looks like a file name.*\nFix: pass pathlib\.Path\('hello\.c'\)", id="filename-as-text"),
         pytest.param("int x;\n", {}, r"needs name=", id="text-without-name"),
         pytest.param(Path("nowhere.c"), {}, r"'nowhere\.c' does not exist", id="missing-file"),
         pytest.param(Path("."), {}, r"is a directory", id="directory"),

@@ -113,11 +113,11 @@ def test_advise_never_recommends_a_model_over_the_budget(
 
 
 @pytest.mark.parametrize(("kwargs", "says"), [
-    ({"budget": 0}, "budget is a fraction of one core, not 0. Fix: pass a number above 0 and at most 1"),
+    ({"budget": 0}, "budget is a fraction of one core, not 0\nFix: pass a number above 0 and at most 1"),
     ({"budget": 1.5}, "not 1.5"),
     ({"calls_per_second": -1}, "calls_per_second cannot be negative: -1"),
     ({"results": []}, 'the results hold no figure .Go → Go compiled in .registry.s interface call.. to '
-                      "price 'Compiled in .registry.'. Fix: pass what labkit.run_bench"),
+                      "price 'Compiled in .registry.'\nFix: pass what labkit.run_bench"),
 ])
 def test_advise_refuses_what_it_cannot_price(kwargs: dict[str, object], says: str) -> None:
     arguments: dict[str, object] = {"untrusted": False, "languages": False, "hot_reload": False,

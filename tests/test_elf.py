@@ -246,3 +246,44 @@ def test_read_elf_gives_each_symbol_as_pyelftools_reads_it(workdir: Path) -> Non
             assert sym.type == {"STT_LOOS": "IFUNC"}.get(kind, kind.removeprefix("STT_"))
             assert sym.hidden == bool(ndx and ndx & 0x8000), (path, name)
             assert (sym.version is None) or ndx is not None, (path, name)
+
+
+def test_a_file_is_read_once_while_it_is_the_same_file(tmp_path: Path) -> None:
+    """FileMemo (read_elf, go_info, the loader model's tables): one read per file; an edited
+    file, or another file renamed over it, is read again."""
+    import os
+
+    from labkit.elf import FileMemo
+
+    memo: FileMemo[bytes] = FileMemo(limit=2)
+    reads: list[Path] = []
+
+    def read(path: Path) -> bytes:
+        reads.append(path)
+        return path.read_bytes()
+
+    one = tmp_path / "one"
+    one.write_bytes(b"first")
+    assert memo(one, read) == memo(tmp_path / "." / "one", read) == b"first"
+    assert len(reads) == 1
+    one.write_bytes(b"second, longer")  # edited in place: another size
+    assert memo(one, read) == b"second, longer" and len(reads) == 2
+    other = tmp_path / "other"
+    other.write_bytes(b"second, LONGER")
+    os.utime(other, ns=(one.stat().st_atime_ns, one.stat().st_mtime_ns))
+    os.replace(other, one)  # same size and time, another inode
+    assert memo(one, read) == b"second, LONGER" and len(reads) == 3
+    for name in ("a", "b", "c"):  # beyond the limit, the oldest goes
+        (tmp_path / name).write_bytes(name.encode())
+        memo(tmp_path / name, read)
+    memo(one, read)
+    assert len(reads) == 7
+
+
+def test_read_elf_gives_the_path_as_asked_from_its_memo(hello_so: labkit.Artifact,
+                                                       tmp_path: Path) -> None:
+    link = tmp_path / "link.so"
+    link.symlink_to(hello_so.path.resolve())
+    assert labkit.read_elf(hello_so.path).path == hello_so.path
+    assert labkit.read_elf(link).path == link
+    assert labkit.read_elf(link).symbols == labkit.read_elf(hello_so.path).symbols

@@ -41,7 +41,7 @@ def refuses(exercise: str, answer: object, says: str) -> None:
 # -- the framework ---------------------------------------------------------------------------
 
 def test_an_unknown_exercise_is_an_input_error() -> None:
-    with pytest.raises(InputError, match=r"no exercise '9\.9'\. Fix: use one the lab has: 01\.1"):
+    with pytest.raises(InputError, match=r"no exercise '9\.9'\nFix: use one the lab has: 01\.1"):
         labkit.evaluate_exercise("9.9", 1)
 
 

@@ -28,8 +28,9 @@ def test_every_sample_gets_the_documented_verdict(samples: dict[str, labkit.Samp
 def test_the_command_line_shows_paths_as_given(tmp_path: Path) -> None:
     result = run_cli("explain", tmp_path)
     assert result.returncode == 2
-    assert result.stderr == (f"labkit explain: '{tmp_path}' is a directory, not a file. Fix: "
-                             "name a file inside it\n")
+    error = labkit.InputError(f"'{tmp_path}' is a directory, not a file",
+                              fix="name a file inside it")
+    assert result.stderr == f"labkit explain: {error}\n"
     assert labkit.show(tmp_path).startswith("<tmp>/")  # the notebooks' short form stays
 
 

@@ -87,7 +87,7 @@ def test_global_makes_symbols_visible_to_later_libraries(workdir: Path, unique: 
 
 
 def test_bad_flags(hello_so: labkit.Artifact) -> None:
-    with pytest.raises(labkit.InputError, match=r"neither RTLD\.NOW nor RTLD\.LAZY, and dlopen requires one\. Fix: add RTLD\.NOW"):
+    with pytest.raises(labkit.InputError, match=r"neither RTLD\.NOW nor RTLD\.LAZY, and dlopen requires one\nFix: add RTLD\.NOW"):
         labkit.load(hello_so.path, RTLD.GLOBAL)
 
 

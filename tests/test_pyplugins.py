@@ -52,7 +52,7 @@ def test_broken_entry_point_is_named(workdir: Path) -> None:
 
 
 def test_not_a_package_is_refused(workdir: Path) -> None:
-    with pytest.raises(labkit.InputError, match=r"no pyproject\.toml.*use one of labplug_shout"):
+    with pytest.raises(labkit.InputError, match=r"\(no pyproject\.toml\)\nFix: use one of labplug_shout"):
         labkit.install_plugin("nothing_here")
 
 

@@ -70,7 +70,7 @@ def test_bad_input_gets_clear_errors(built: dict[str, labkit.Artifact], tmp_path
     text.write_text("not wasm")
     with pytest.raises(InputError, match="is not a WebAssembly module wasmtime accepts"):
         labkit.load_wasm(text)
-    with pytest.raises(InputError, match=r"WebAssembly module '.*' does not exist\. Fix: check the path"):
+    with pytest.raises(InputError, match=r"WebAssembly module '.*' does not exist(\. |\n)Fix: check the path"):
         labkit.load_wasm(tmp_path / "missing.wasm")
     with pytest.raises(InputError, match="fuel must be positive"):
         labkit.load_wasm(built["wasm"], fuel=0)
