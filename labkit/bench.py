@@ -191,7 +191,7 @@ def _rpc_calls(go_plugin: Path, number: int, repeats: int) -> list[Measure]:
 
 def _pingpong_floor(number: int, repeats: int) -> Measure:
     """One byte there and back over a Unix socket between this process and a child Python:
-    the floor under any Python-to-Python RPC over a Unix socket."""
+    the practical floor of a Python-to-Python request over a Unix socket."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     child = subprocess.Popen([sys.executable, "-c", _ECHO, str(theirs.fileno())],
                              pass_fds=[theirs.fileno()])
@@ -301,7 +301,8 @@ def table(results: Sequence[Measure], budget: float = CPU_BUDGET) -> str:
     floor = by_name.get(Figure.RPC_FLOOR)
     over = [by_name[f] for f in RPC_FIGURES[1:] if f in by_name]
     if floor is not None and over:
-        lines.append(f"RPC against its floor, {floor.name} ({human(floor.seconds)}):")
+        lines.append(f"RPC against the {floor.name} ({human(floor.seconds)}), the floor of "
+                     "a Python → Python call only:")
         lines += [f"  {m.name}: {m.seconds / floor.seconds:.1f}x" for m in over]
         lines.append("")
     noisy = [m.name for m in results if m.noisy]

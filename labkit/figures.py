@@ -100,8 +100,8 @@ def per_call(calls: Mapping[str, tuple[Callable[[], Any], int]], rounds: int = 7
     """Seconds per call of each ``name: (call, number)``, the best of ``rounds`` batches of
     ``number`` calls. The batches are interleaved (a batch of each call, then again), so a
     burst of load on the machine falls on every call alike rather than on the one timed
-    while it lasted; the best batch is the one least disturbed. Ratios between the results
-    are what this measures well: each call saw the same machine."""
+    while it lasted; the best batch is the one least disturbed. This lessens the noise of
+    a ratio between the results without removing it: each call keeps its own best batch."""
     if rounds < 1:
         raise InputError(f"rounds={rounds!r}: per_call times at least one batch of each call",
                          fix="pass rounds=1 or more (7 is the default)")

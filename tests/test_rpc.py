@@ -435,5 +435,5 @@ def test_bench_rpc_reports_every_round_trip() -> None:
     assert [r["timed_in"] for r in rows] == ["Python", "Python", "Python", "Go"]
     table = run_cli("bench", "rpc", "--calls", "20")
     assert table.returncode == 0, table.stderr
-    floor_lines = table.stdout.split("RPC against its floor", 1)[1].splitlines()[1:4]
+    floor_lines = table.stdout.split("RPC against the ", 1)[1].splitlines()[1:4]
     assert [line.split(":")[0].strip() for line in floor_lines] == list(RPC_FIGURES[1:])
