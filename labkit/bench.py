@@ -52,10 +52,12 @@ from .figures import (
     Figure,
     Kind,
     Measure,
+    batch,
     human,
     percent,
     rate,
     summarise,
+    warm_up,
 )
 from .gosamples import build_go_samples
 from .isolate import run as run_isolated
@@ -69,8 +71,8 @@ from .wasm import build_wasm_sample
 #: A Python-side figure and the same callee called from the host's own language.
 BINDINGS = ((Figure.PY_CFFI, Figure.C_DLSYM), (Figure.PY_CTYPES, Figure.C_DLSYM),
             (Figure.PY_WASM, Figure.C_WASM), (Figure.PY_RPC_GO, Figure.GO_RPC_GO))
-#: The figures of ``bench rpc``: the floor under any Python-to-Python RPC over a Unix socket,
-#: then each RPC round trip; the table gives each one's ratio to the floor.
+#: The figures of ``bench rpc``: the socket ping-pong (the floor of a Python → Python call),
+#: then each RPC round trip; the table gives each one's ratio to the ping-pong.
 RPC_FIGURES = (Figure.RPC_FLOOR, Figure.PY_RPC_PY, Figure.PY_RPC_GO, Figure.GO_RPC_GO)
 _REQUEST = {"host": "example.com"}
 #: The child of the socket floor: it echoes every byte back.
@@ -107,15 +109,8 @@ def timed(name: str, kind: Kind, operation: Callable[[], Any], number: int,
           repeats: int) -> Measure:
     """Run ``operation`` ``number`` times per batch, ``repeats`` batches, after a warm-up,
     with Python's clock: a Python-side figure."""
-    for _ in range(min(number, 50)):
-        operation()
-    per_op = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            operation()
-        per_op.append((time.perf_counter() - start) / number)
-    return summarise(name, kind, per_op, number)
+    warm_up(operation, number)
+    return summarise(name, kind, [batch(operation, number) for _ in range(repeats)], number)
 
 
 def run(quick: bool = False) -> list[Measure]:

@@ -106,16 +106,27 @@ def per_call(calls: Mapping[str, tuple[Callable[[], Any], int]], rounds: int = 7
         raise InputError(f"rounds={rounds!r}: per_call times at least one batch of each call",
                          fix="pass rounds=1 or more (7 is the default)")
     best = {name: float("inf") for name in calls}
-    for call, number in calls.values():  # a warm-up, not timed
-        for _ in range(min(number, 50)):
-            call()
+    for call, number in calls.values():
+        warm_up(call, number)
     for _ in range(rounds):
         for name, (call, number) in calls.items():
-            start = clock()
-            for _ in range(number):
-                call()
-            best[name] = min(best[name], (clock() - start) / number)
+            best[name] = min(best[name], batch(call, number, clock))
     return best
+
+
+def warm_up(call: Callable[[], Any], number: int) -> None:
+    """Call ``call`` up to 50 times, untimed, before its batches: caches and lazy set-up."""
+    for _ in range(min(number, 50)):
+        call()
+
+
+def batch(call: Callable[[], Any], number: int,
+          clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per call of one batch of ``number`` calls of ``call``."""
+    start = clock()
+    for _ in range(number):
+        call()
+    return (clock() - start) / number
 
 
 def human(seconds: float) -> str:

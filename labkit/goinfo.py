@@ -24,7 +24,7 @@ from typing import Any
 
 from .elf import FileMemo, check_complete, raw_symbols
 from .errors import ElfError
-from .paths import show
+from .paths import existing_file, show
 
 #: The 14 bytes that open the build information block (``debug/buildinfo``).
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
@@ -106,12 +106,13 @@ def go_info(path: str | os.PathLike[str]) -> GoInfo:
     Raises :class:`~labkit.errors.ElfError` when ``path`` is not ELF or was not built by
     Go 1.18 or later, :class:`~labkit.errors.InputError` when it is missing.
     """
-    p = check_complete(path).path
+    p = existing_file(path)
     info = _GO_INFO(p, _read_go_info)
     return info if info.path == p else dataclasses.replace(info, path=p)
 
 
-def _read_go_info(p: Path) -> GoInfo:
+def _read_go_info(path: Path) -> GoInfo:
+    p = check_complete(path).path
     blob = _buildinfo_blob(p)
     if blob is None:
         raise ElfError(
