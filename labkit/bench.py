@@ -296,8 +296,8 @@ def table(results: Sequence[Measure], budget: float = CPU_BUDGET) -> str:
     floor = by_name.get(Figure.RPC_FLOOR)
     over = [by_name[f] for f in RPC_FIGURES[1:] if f in by_name]
     if floor is not None and over:
-        lines.append(f"RPC against the {floor.name} ({human(floor.seconds)}), the floor of "
-                     "a Python → Python call only:")
+        lines.append(f"For scale, each RPC against the {floor.name} ({human(floor.seconds)}), "
+                     "a floor only for the Python → Python row:")
         lines += [f"  {m.name}: {m.seconds / floor.seconds:.1f}x" for m in over]
         lines.append("")
     noisy = [m.name for m in results if m.noisy]
