@@ -55,7 +55,7 @@ _VERSION = re.compile(r"version `([^']+)' not found \(required by ([^)]+)\)")
 
 
 def diagnose_load(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | ElfInfo,
     *,
     dlerror: str = "",
     env: Mapping[str, str] | None = None,
@@ -69,10 +69,13 @@ def diagnose_load(
     whose LD_LIBRARY_PATH counts (this process's by default); ``context`` says which host
     loads it (see :class:`Context`): without a host, the loading process is this one. With
     ``run=True`` the question is whether the file runs as a program instead. An empty list
-    means labkit found nothing wrong.
+    means labkit found nothing wrong. ``path`` may be what :func:`~labkit.read_elf` returned
+    for the file, which is then not read again.
     """
     context = context or Context()
     env = os.environ if env is None else env
+    if isinstance(path, ElfInfo):
+        return _diagnose(path, path.path, env, context, run, dlerror)
     text = os.fspath(path)
     p = Path(path)
     if not p.exists():
@@ -104,6 +107,16 @@ def diagnose_load(
         info = read_elf(p)
     except ElfError as exc:
         return [Problem(exc.reason, exc.what, exc.fix)]
+    return _diagnose(info, p, env, context, run, dlerror)
+
+
+def _diagnose(
+    info: ElfInfo, p: Path, env: Mapping[str, str], context: Context, run: bool, dlerror: str,
+) -> list[Problem]:
+    """The problems of a file read as ``info``, named ``p`` as the caller gave it."""
+    problems = _header_problems(p, info.elf_class, info.e_machine, info.type)
+    if problems:
+        return problems
     if run:
         problems = _run_problems(info, env)
     else:

@@ -24,6 +24,7 @@ from .elf import (
     check_complete,
     damaged,
     interpreter_and_tls,
+    open_binary,
     read_elf,
 )
 
@@ -88,7 +89,7 @@ def read_dynamic(path: str | os.PathLike[str]) -> Dynamic:
 
     p = check_complete(path).path
     try:
-        with open(p, "rb") as f:
+        with open_binary(p) as f:
             elf = ELFFile(f)
             interpreter, tls = interpreter_and_tls(elf)
             dynamic = DynamicTags()
@@ -118,7 +119,7 @@ def load_relocations(path: str | os.PathLike[str]) -> tuple[Relocation, ...]:
 
     p = check_complete(path).path
     try:
-        with open(p, "rb") as f:
+        with open_binary(p) as f:
             elf = ELFFile(f)
             kinds = TLS_RELOCATIONS.get(str(elf["e_machine"]), {})
             dynsym: Any = elf.get_section_by_name(".dynsym")  # a SymbolTableSection

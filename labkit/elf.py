@@ -10,13 +10,16 @@ raises :class:`~labkit.errors.ElfError` naming the cause.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import io
 import os
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, TypeVar
 
 from .errors import ElfError, InputError
 from .paths import existing_file, show
@@ -248,15 +251,57 @@ def host_e_machine() -> str:
     return HOST_MACHINES.get(machine, machine)
 
 
+#: The files being read once (see :func:`read_once`): resolved path to its bytes, None until
+#: the first reader asks.
+_ONCE: contextvars.ContextVar[dict[Path, bytes | None] | None] = contextvars.ContextVar(
+    "labkit_read_once", default=None)
+
+
+@contextlib.contextmanager
+def read_once(*paths: str | os.PathLike[str]) -> Iterator[None]:
+    """Within this block, each of ``paths`` is read from disk at most once: the first reader
+    (header, program headers, sections, dynamic table, Go build information) reads the whole
+    file, and every other reader of it gets those bytes. Other files are read as usual, in
+    parts, so the libraries a process maps are not read whole. Nested blocks add paths."""
+    outer = _ONCE.get()
+    pinned: dict[Path, bytes | None] = dict(outer or {})
+    for path in paths:
+        pinned.setdefault(Path(path).resolve(), None)
+    token = _ONCE.set(pinned)
+    try:
+        yield
+    finally:
+        _ONCE.reset(token)
+
+
+def open_binary(p: Path) -> BinaryIO:
+    """``open(p, "rb")``, or the bytes already read of a file inside :func:`read_once`."""
+    pinned = _ONCE.get()
+    if pinned is not None:
+        key = p.resolve()
+        if key in pinned:
+            data = pinned[key]
+            if data is None:
+                data = pinned[key] = key.read_bytes()
+            return io.BytesIO(data)
+    return open(p, "rb")
+
+
 def peek(path: str | os.PathLike[str]) -> Header:
-    """Read only the ELF identification and header fields of ``path``.
+    """Read only the ELF identification and header fields of ``path``, once while the file
+    is unchanged.
 
     Raises :class:`ElfError` for an empty file, a file that is not ELF, or one too short to
     hold an ELF header; :class:`InputError` for a missing path or a directory.
     """
     p = existing_file(path)
+    header = _PEEKED(p, _peek)
+    return header if header.path == p else dataclasses.replace(header, path=p)
+
+
+def _peek(p: Path) -> Header:
     try:
-        with open(p, "rb") as f:
+        with open_binary(p) as f:
             head = f.read(64)
     except OSError as exc:
         raise InputError(
@@ -287,9 +332,14 @@ def check_complete(path: str | os.PathLike[str]) -> Header:
     Raises :class:`ElfError` (reason ``truncated``) when a segment runs past the end.
     """
     header = peek(path)
-    p = header.path
+    _COMPLETE(header.path, _check_segments)
+    return header
+
+
+def _check_segments(p: Path) -> bool:
+    header = peek(p)
     size = p.stat().st_size
-    with open(p, "rb") as f:
+    with open_binary(p) as f:
         data = f.read(64)
         end = "<" if header.endianness == "little" else ">"
         if header.elf_class == 64:
@@ -313,7 +363,7 @@ def check_complete(path: str | os.PathLike[str]) -> Header:
             p_type, p_offset, p_filesz = fields[0], fields[1], fields[4]
         if p_type == 1 and p_offset + p_filesz > size:  # PT_LOAD
             raise _truncated(p, size, p_offset + p_filesz, f"loadable segment {i}")
-    return header
+    return True
 
 
 def _truncated(p: Path, size: int, needed: int, what: str) -> ElfError:
@@ -336,7 +386,7 @@ def read_soname(path: str | os.PathLike[str]) -> str | None:
 
     p = check_complete(path).path
     try:
-        with open(p, "rb") as f:
+        with open_binary(p) as f:
             for sec in ELFFile(f).iter_sections(type="SHT_DYNAMIC"):
                 if isinstance(sec, DynamicSection):
                     tag: Any  # pyelftools sets .soname at run time
@@ -387,7 +437,7 @@ def _read_elf(path: Path) -> ElfInfo:
 
     p = check_complete(path).path
     try:
-        with open(p, "rb") as f:
+        with open_binary(p) as f:
             return _parse(p, f)
     except (ELFError, ELFParseError, struct.error, ValueError, KeyError, IndexError,
             AttributeError, TypeError) as exc:
@@ -399,6 +449,8 @@ def _read_elf(path: Path) -> ElfInfo:
 
 
 _READ: FileMemo[ElfInfo] = FileMemo(256)
+_PEEKED: FileMemo[Header] = FileMemo(1024)
+_COMPLETE: FileMemo[bool] = FileMemo(1024)  # the files whose segments all lie inside them
 
 
 def damaged(p: Path, exc: BaseException) -> ElfError:

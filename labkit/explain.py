@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .diagnose import Context, Problem, diagnose_load, type_problems
-from .elf import ElfInfo, read_elf
+from .elf import ElfInfo, read_elf, read_once
 from .errors import ElfError, InputError
 from .gocheck import go_note, go_problems
 from .goinfo import GoInfo, go_info
@@ -80,17 +80,28 @@ def explain(
     truncated, gets a verdict saying so.
     """
     p = existing_file(path)
+    with read_once(p, *([] if host is None else [host])):  # each read from disk once
+        return _explain(p, host, tuple(require), env, load)
+
+
+def _explain(
+    p: Path,
+    host: str | os.PathLike[str] | None,
+    required: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    load: bool | None,
+) -> Verdict:
     host_info = _host(host) if host is not None else None
     info = None
     with contextlib.suppress(ElfError):  # diagnose_load turns it into a problem
         info = read_elf(p)
     program = info is not None and info.type in ("executable", "pie executable")
-    required = tuple(require)
     if load is None:
         load = not program or host is not None or bool(required)
     run = program and not load
-    problems = diagnose_load(
-        p, env=env, run=run, context=Context(host=host_info, require=required),
+    problems = diagnose_load(  # the file as read above, or its path to say why it is not ELF
+        p if info is None else info,
+        env=env, run=run, context=Context(host=host_info, require=required),
     )
     checked = _checked(info) if info is not None else ""
     notes: list[str] = []

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .elf import FileMemo, check_complete, raw_symbols
+from .elf import FileMemo, check_complete, open_binary, raw_symbols
 from .errors import ElfError
 from .paths import existing_file, show
 
@@ -95,7 +95,7 @@ class GoInfo:
 def is_go(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is an ELF file built by the Go toolchain (it has build info)."""
     try:
-        return _buildinfo_blob(check_complete(path).path) is not None
+        return _BLOBS(check_complete(path).path, _buildinfo_blob) is not None
     except (ElfError, OSError):
         return False
 
@@ -113,7 +113,7 @@ def go_info(path: str | os.PathLike[str]) -> GoInfo:
 
 def _read_go_info(path: Path) -> GoInfo:
     p = check_complete(path).path
-    blob = _buildinfo_blob(p)
+    blob = _BLOBS(p, _buildinfo_blob)
     if blob is None:
         raise ElfError(
             f"{show(p)!r} has no Go build information: it was not built by the Go "
@@ -129,6 +129,8 @@ def _read_go_info(path: Path) -> GoInfo:
 
 #: What :func:`go_info` has read, while each file is unchanged.
 _GO_INFO: FileMemo[GoInfo] = FileMemo(64)
+#: The build information's bytes (None: not a Go binary), so a file is asked once.
+_BLOBS: FileMemo[bytes | None] = FileMemo(64)
 
 
 def _buildinfo_blob(p: Path) -> bytes | None:
@@ -136,7 +138,7 @@ def _buildinfo_blob(p: Path) -> bytes | None:
     table is there, else found by scanning for the magic at a 16-byte boundary."""
     from elftools.elf.elffile import ELFFile
 
-    with open(p, "rb") as f:
+    with open_binary(p) as f:
         try:
             elf = ELFFile(f)
             section = elf.get_section_by_name(".go.buildinfo")
@@ -243,7 +245,7 @@ def _fingerprints(p: Path) -> tuple[dict[str, str], str, bool]:
     from elftools.elf.elffile import ELFFile
     from elftools.elf.sections import SymbolTableSection
 
-    with open(p, "rb") as f:
+    with open_binary(p) as f:
         elf = ELFFile(f)
         table = elf.get_section_by_name(".symtab")
         if not isinstance(table, SymbolTableSection):

@@ -363,7 +363,7 @@ def search(
     for folder, how in search_folders(loader, process, env):
         searched.append((folder, how))
         if how == "ld.so.cache":
-            cached = ld_cache().get(name)
+            cached = _from_cache(name)
             if cached is None:
                 continue
             candidate = cached
@@ -577,8 +577,9 @@ def _mapped_names() -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def ld_cache() -> dict[str, Path]:
-    """ld.so.cache as ``ldconfig -p`` prints it: name -> path, for this machine's class."""
+def ld_cache() -> dict[str, tuple[Path, ...]]:
+    """ld.so.cache as ``ldconfig -p`` prints it: name -> its paths, in the cache's order
+    (entries for other classes or machines included: :func:`verify` tells them apart)."""
     for ldconfig in ("/sbin/ldconfig", "/usr/sbin/ldconfig"):
         if os.access(ldconfig, os.X_OK):
             break
@@ -589,12 +590,21 @@ def ld_cache() -> dict[str, Path]:
                              check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return {}
-    entries: dict[str, Path] = {}
+    entries: dict[str, tuple[Path, ...]] = {}
     for line in out.splitlines():
         match = re.match(r"\s+(\S+) \(([^)]*)\) => (\S+)", line)
-        if match and "hwcap" not in match[2] and verify(Path(match[3])) is not None:
-            entries.setdefault(match[1], Path(match[3]))
+        if match and "hwcap" not in match[2]:
+            entries[match[1]] = (*entries.get(match[1], ()), Path(match[3]))
     return entries
+
+
+def _from_cache(name: str) -> Path | None:
+    """The path ld.so.cache gives for ``name``: its first entry the loader does not skip
+    (checked when asked, not for the whole cache at once)."""
+    for path in ld_cache().get(name, ()):
+        if verify(path) is not None:
+            return path
+    return None
 
 
 @functools.lru_cache(maxsize=4)

@@ -90,3 +90,20 @@ def run_cli(*args: str | Path, cwd: Path | None = None,
     """``python -m labkit ARGS`` as a user runs it, in a real child process."""
     return subprocess.run([sys.executable, "-m", "labkit", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+#: A child that explains argv[1] with host argv[2] twice and prints, each time, the verdict and
+#: how often each file was opened so far (Python's audit hook sees every open).
+COUNT_OPENS = """
+import collections, os, sys
+from pathlib import Path
+import labkit
+plugin, host = (Path(a).resolve() for a in sys.argv[1:3])
+opened = collections.Counter()
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, os.PathLike)):
+        opened[Path(args[0]).resolve()] += 1
+sys.addaudithook(hook)
+print(labkit.explain(plugin, host=host).ok, opened[plugin], opened[host])
+print(labkit.explain(plugin, host=host).ok, opened[plugin], opened[host])
+"""

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import labkit
-from tests.conftest import run_cli
+from tests.conftest import COUNT_OPENS, run_cli
 
 HOST_API_USER = "int host_api(int);\nint use(void) { return host_api(1); }\n"
 HOST = "int host_api(int x) { return x + 1; }\nint main(void) { return host_api(-1); }\n"
@@ -95,6 +96,15 @@ def test_undefined_symbols_and_the_host(workdir: Path) -> None:
     assert labkit.explain(plugin.path, host=exporting.path).ok
     assert run_cli("explain", plugin.path, "--host", plain.path, cwd=workdir).returncode == 1
     assert run_cli("explain", plugin.path, "--host", exporting.path, cwd=workdir).returncode == 0
+
+
+def test_explain_reads_each_file_once(workdir: Path) -> None:
+    # the header, sections, dynamic table, relocations and the diagnosis all come from one read
+    plugin = labkit.build_shared(HOST_API_USER, "usehost_once")
+    host = labkit.build_executable(HOST, "host_once", ldflags=["-rdynamic"])
+    result = subprocess.run([sys.executable, "-c", COUNT_OPENS, plugin.path, host.path],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n") == ["True 1 1", "True 1 1", ""]  # the second: no read
 
 
 def test_the_loader_agrees_about_undefined_symbols(workdir: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import labkit
 from labkit.gosamples import GO_OTHER_TOOLCHAIN
 from labkit.progress import Progress
 from labkit.toolchain import find_go
-from tests.conftest import run_cli
+from tests.conftest import COUNT_OPENS, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +24,14 @@ def go_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("go")
     built = labkit.build_go_samples(out)
     return {name: artifact.path for name, artifact in built.items()}
+
+
+def test_explain_reads_a_go_pair_once(go_samples: dict[str, Path]) -> None:
+    # the Go build information and package fingerprints come from the same read as the rest
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_OPENS, go_samples["greeter"], go_samples["host"]],
+        capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n") == ["True 1 1", "True 1 1", ""]
 
 
 def predicted(verdict: labkit.Verdict) -> str:
