@@ -58,7 +58,7 @@ if TYPE_CHECKING:
         RPCPluginError,
         SymbolError,
         ToolchainError,
-        WasmTrap,
+        WasmTrapError,
     )
     from .exercises import EXERCISES, Feedback, check
     from .exercises import evaluate as evaluate_exercise
@@ -158,7 +158,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'VersionNeed': ('.elf', 'VersionNeed'),
     'WASM_PLUGIN': ('.wasm', 'WASM_PLUGIN'),
     'WasmPlugin': ('.wasm', 'WasmPlugin'),
-    'WasmTrap': ('.errors', 'WasmTrap'),
+    'WasmTrapError': ('.errors', 'WasmTrapError'),
     'abi_diff': ('.abi', 'abi_diff'),
     'advise': ('.choose', 'advise'),
     'asan_report': ('.asan', 'asan_report'),
@@ -313,7 +313,7 @@ __all__ = [
     "Verdict",
     "WASM_PLUGIN",
     "WasmPlugin",
-    "WasmTrap",
+    "WasmTrapError",
     "VersionNeed",
     "abi_diff",
     "advise",

@@ -192,7 +192,7 @@ class RPCPluginError(LabkitError):
         self.status = status
 
 
-class WasmTrap(LabkitError):
+class WasmTrapError(LabkitError):
     """A WebAssembly plugin trapped: a bad memory access, its fuel used up, a timeout.
 
     ``reason`` is wasmtime's (``out of bounds memory access``, ``all fuel consumed by

@@ -4,7 +4,7 @@ A wasm plugin runs inside the host's process, yet cannot crash it: every memory 
 checked against the plugin's own linear memory, and a bad one becomes a *trap*, an error
 the host catches. Fuel (a budget of instructions) and epochs (a deadline the host moves)
 stop a plugin that never returns. :func:`load_wasm` returns a :class:`WasmPlugin`; a trap
-raises :class:`~labkit.errors.WasmTrap` with wasmtime's reason.
+raises :class:`~labkit.errors.WasmTrapError` with wasmtime's reason.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import wasmtime
 
 from .build import Artifact, build_shared
-from .errors import InputError, WasmTrap
+from .errors import InputError, WasmTrapError
 from .paths import PLUGINS_WASM, existing_file, show
 
 #: The sample wasm plugin: add, shout (bytes in linear memory), and bugs: peek, poke, spin.
@@ -87,7 +87,7 @@ class WasmPlugin:
 
     def call(self, name: str, *args: Any) -> Any:
         """Call the exported function ``name``. A trap (a bad memory access, fuel used up,
-        the timeout) raises :class:`WasmTrap`; the plugin stays usable afterwards."""
+        the timeout) raises :class:`WasmTrapError`; the plugin stays usable afterwards."""
         function = self._functions.get(name)
         if function is None:
             raise InputError(f"{show(self.path)!r} exports no function {name!r}; it exports "
@@ -222,7 +222,7 @@ def _watch(ref: weakref.ref[_Watchdog]) -> None:
         del watchdog
 
 
-def _trap(path: Path, function: str, trap: wasmtime.Trap) -> WasmTrap:
+def _trap(path: Path, function: str, trap: wasmtime.Trap) -> WasmTrapError:
     text = str(trap)
     reasons = re.findall(r"wasm trap: (.+)", text)
     reason = reasons[-1].strip() if reasons else trap.message.strip().splitlines()[-1]
@@ -236,5 +236,5 @@ def _trap(path: Path, function: str, trap: wasmtime.Trap) -> WasmTrap:
     message = (f"wasm plugin {show(path)!r} trapped in {function}(): {reason}"
                f"{' (' + fault.group(1) + ')' if fault else ''}. The host is unharmed and the "
                f"plugin can be called again")
-    return WasmTrap(message, fix=fixes.get(reason, "fix the plugin"), path=path,
-                    function=function, reason=reason, text=text)
+    return WasmTrapError(message, fix=fixes.get(reason, "fix the plugin"), path=path,
+                         function=function, reason=reason, text=text)

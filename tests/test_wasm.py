@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.errors import InputError, WasmTrap
+from labkit.errors import InputError, WasmTrapError
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_an_out_of_bounds_read_traps_and_the_plugin_lives_on(
     built: dict[str, labkit.Artifact],
 ) -> None:
     plugin = labkit.load_wasm(built["wasm"])
-    with pytest.raises(WasmTrap, match=r"trapped in peek\(\): out of bounds memory access "
+    with pytest.raises(WasmTrapError, match=r"trapped in peek\(\): out of bounds memory access "
                        r"\(memory fault at wasm address 0x110000 in linear memory of size "
                        r"0x110000\)") as info:
         plugin.call("peek", plugin.memory_size)
@@ -48,7 +48,7 @@ def test_the_same_bug_natively_kills_the_process(built: dict[str, labkit.Artifac
 
 def test_fuel_stops_a_plugin_that_never_returns(built: dict[str, labkit.Artifact]) -> None:
     plugin = labkit.load_wasm(built["wasm"], fuel=1_000_000)
-    with pytest.raises(WasmTrap, match="all fuel consumed by WebAssembly") as info:
+    with pytest.raises(WasmTrapError, match="all fuel consumed by WebAssembly") as info:
         plugin.call("spin")
     assert info.value.function == "spin"
     assert plugin.call("add", 2, 2) == 4  # refuelled for the next call
@@ -59,7 +59,7 @@ def test_a_timeout_interrupts_a_plugin_that_never_returns(
 ) -> None:
     plugin = labkit.load_wasm(built["wasm"], timeout=0.3)
     began = time.monotonic()
-    with pytest.raises(WasmTrap, match=r"spin\(\): interrupt"):
+    with pytest.raises(WasmTrapError, match=r"spin\(\): interrupt"):
         plugin.call("spin")
     assert 0.3 <= time.monotonic() - began < 3
     assert plugin.call("add", 3, 3) == 6

@@ -26,7 +26,7 @@ from . import (
     shared_objects,
     wasm,
 )
-from .framework import Exercise, Feedback, Refused, forget_hints
+from .framework import Exercise, Feedback, RefusedError, forget_hints
 from .framework import evaluate as _evaluate
 
 #: Every exercise of the lab, by id, in the notebooks' order.
@@ -50,4 +50,4 @@ def check(exercise: str, answer: Any) -> None:
     print(evaluate(exercise, answer))
 
 
-__all__ = ["EXERCISES", "Exercise", "Feedback", "Refused", "check", "evaluate", "forget_hints"]
+__all__ = ["EXERCISES", "Exercise", "Feedback", "RefusedError", "check", "evaluate", "forget_hints"]

@@ -15,7 +15,7 @@ from ..host import PluginHost
 from ..isolate import run as run_isolated
 from ..paths import PLUGINS_C
 from ..samples import build_samples
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .judging import built_file, copy_into, said, shown, snippet, workspace
 from .plugin_host import host_verdict, in_plugin_folder
 
@@ -39,11 +39,11 @@ def helper_release_2(answer: Any) -> str:
                        "blindly; the version is what lets it refuse a mismatch."
                        if not defined else "")
         defines = f"the symbol versions {defined}" if defined else "no symbol versions"
-        raise Refused(f"{shown(path)} defines {defines}; needs_version asks for "
-                      f"LABHELPER_2.0.{unversioned}")
+        raise RefusedError(f"{shown(path)} defines {defines}; needs_version asks for "
+                           f"LABHELPER_2.0.{unversioned}")
     if "LABHELPER_1.0" not in defined:
-        raise Refused(f"{shown(path)} defines {defined}: plugins built against release 1 ask "
-                      "for LABHELPER_1.0, and would no longer load")
+        raise RefusedError(f"{shown(path)} defines {defined}: plugins built against release 1 ask "
+                           "for LABHELPER_1.0, and would no longer load")
     with workspace() as tmp:
         plugins = tmp / "plugins"
         build_samples(plugins)
@@ -53,15 +53,15 @@ def helper_release_2(answer: Any) -> str:
         outcome, seen = snippet(_RELEASE_2.format(plugins=str(plugins), old=str(old.path)),
                                 timeout=30)
     if not outcome.ok or seen is None:
-        raise Refused(f"with your library as the plugin folder's lib/libhelper.so, loading "
-                      f"needs_version and a plugin built against release 1, in a child: "
-                      f"{said(outcome, 2)}")
+        raise RefusedError(f"with your library as the plugin folder's lib/libhelper.so, loading "
+                           f"needs_version and a plugin built against release 1, in a child: "
+                           f"{said(outcome, 2)}")
     shouted, length = seen
     if shouted != "PLUGIN LAB":
-        raise Refused(f"needs_version loaded, but transform('plugin lab') gave {shouted!r}: "
-                      "helper_shout should upper-case the text, as release 2's does")
+        raise RefusedError(f"needs_version loaded, but transform('plugin lab') gave {shouted!r}: "
+                           "helper_shout should upper-case the text, as release 2's does")
     if length != 4:
-        raise Refused(f"a plugin built against release 1 got helper_length('four') = {length}")
+        raise RefusedError(f"a plugin built against release 1 got helper_length('four') = {length}")
     return ("with your libhelper.so (LABHELPER_1.0 and LABHELPER_2.0), needs_version loads and "
             "shouts, and a plugin built against release 1 still loads")
 
@@ -71,17 +71,19 @@ def tells_the_truth(answer: Any) -> str:
     try:
         members = [m.name for m in struct_layout(path, "lab_options").members]
     except InputError as error:
-        raise Refused(f"the check reads lab_options from the build's DWARF: {error}") from None
+        raise RefusedError(f"the check reads lab_options from the build's DWARF: {error}") from None
     if "indent" not in members:
-        raise Refused(f"its lab_options has version 1's members {members}: build upper.c "
-                      "against a header with plugin_api_v2.h's layout, as upper_v2 was")
+        raise RefusedError(f"its lab_options has version 1's members {members}: build upper.c "
+                           "against a header with plugin_api_v2.h's layout, as upper_v2 was")
     check, declared = host_verdict(answer, "the v1 host")
     if check is None:
-        raise Refused("the v1 host accepted it: it still says ABI version 1, so the host would "
-                      "fill lab_options with the old layout and call it")
+        raise RefusedError(
+            "the v1 host accepted it: it still says ABI version 1, so the host would "
+            "fill lab_options with the old layout and call it")
     if check != "abi-version":
-        raise Refused(f"the v1 host refused it at the check {check!r} (it declared {declared}), "
-                      "not at its version check")
+        raise RefusedError(
+            f"the v1 host refused it at the check {check!r} (it declared {declared}), "
+            "not at its version check")
     return (f"the v1 host refused it at 'abi-version': it declares ABI version "
             f"{declared['abi_version']}, and its lab_options is {', '.join(members)}")
 
@@ -130,22 +132,23 @@ def compatible_title(answer: Any) -> str:
     path = built_file(answer, "your plugin (what labkit.build_shared returned)")
     values = enumerators(path, "lab_case")
     if "LAB_CASE_TITLE" not in values:
-        raise Refused(f"its enum lab_case is {values or 'not in its DWARF'}: no LAB_CASE_TITLE")
+        raise RefusedError(
+            f"its enum lab_case is {values or 'not in its DWARF'}: no LAB_CASE_TITLE")
     with workspace() as tmp:
         upper = build_shared(PLUGINS_C / "upper.c", out_dir=tmp / "v1")
         report = abi_diff(upper.path, path)
         if not report.compatible:
             breaking = [str(change) for change in report.changes if change.breaking]
-            raise Refused(f"abi-diff against upper.c built with plugin_api.h finds "
-                          f"{len(breaking)} breaking change(s), the first: {breaking[0]}")
+            raise RefusedError(f"abi-diff against upper.c built with plugin_api.h finds "
+                               f"{len(breaking)} breaking change(s), the first: {breaking[0]}")
         folder, pid = in_plugin_folder(answer, tmp)
         outcome = run_isolated(_with_options, folder, pid, timeout=30)
     if not outcome.ok:
-        raise Refused(f"loading it with the v1 host in a child: {said(outcome)}")
+        raise RefusedError(f"loading it with the v1 host in a child: {said(outcome)}")
     for (options, text, expected), got in zip(OPTION_CASES, outcome.value, strict=True):
         if got != expected:
-            raise Refused(f"with {options} the v1 host got {got!r} for {text!r}, where upper "
-                          f"answers {expected!r}")
+            raise RefusedError(f"with {options} the v1 host got {got!r} for {text!r}, where upper "
+                               f"answers {expected!r}")
     return (f"LAB_CASE_TITLE = {values['LAB_CASE_TITLE']}, abi-diff finds nothing breaking "
             "against upper, and the v1 host gets upper's answers")
 

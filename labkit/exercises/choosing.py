@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import RPCPluginError
 from ..isolate import run_program
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .judging import built_file, said, workspace
 from .rpc import first_line, keeps, plugin_script, started
 
@@ -39,10 +39,10 @@ def fastest(operations: dict[str, tuple[Callable[[], Any], int]], rounds: int = 
 
 def _transformed(request: dict[str, str], reply: Any, where: str) -> None:
     if not isinstance(reply, dict):
-        raise Refused(f"{where} is {reply!r}, not a header map")
+        raise RefusedError(f"{where} is {reply!r}, not a header map")
     lost = keeps(request, reply)
     if lost is not None or not reply.get("x-transformed-by"):
-        raise Refused(f"{where} is {reply}: it should keep {request} and add x-transformed-by")
+        raise RefusedError(f"{where} is {reply}: it should keep {request} and add x-transformed-by")
 
 
 def batched(answer: Any) -> str:
@@ -56,23 +56,25 @@ def batched(answer: Any) -> str:
         try:
             answers = json.loads(reply["batch"])
         except (KeyError, ValueError):
-            raise Refused(f"the answer to a batch request has no JSON list in 'batch': "
-                          f"{str(reply)[:120]}") from None
+            raise RefusedError(f"the answer to a batch request has no JSON list in 'batch': "
+                               f"{str(reply)[:120]}") from None
         if not isinstance(answers, list) or len(answers) != BATCH:
-            raise Refused(f"a batch of {BATCH} maps came back as {str(answers)[:80]}, not a list "
-                          f"of {BATCH}")
+            raise RefusedError(
+                f"a batch of {BATCH} maps came back as {str(answers)[:80]}, not a list "
+                f"of {BATCH}")
         for i, (item, got) in enumerate(zip(items, answers, strict=True)):
             _transformed(item, got, f"item {i} of the batch's answer")
         seconds = fastest({"one": (lambda: client.transform(single), 10),
                            "batch": (lambda: client.transform(request), 2)})
     except RPCPluginError as error:
-        raise Refused(f"calling it: {first_line(error)}") from None
+        raise RefusedError(f"calling it: {first_line(error)}") from None
     finally:
         client.close()
     one, per_item = seconds["one"], seconds["batch"] / BATCH
     if per_item * FACTOR >= one:
-        raise Refused(f"per map, a batch of {BATCH} cost {per_item * 1e6:.1f} µs, a single call "
-                      f"{one * 1e6:.1f} µs: not {FACTOR} times less")
+        raise RefusedError(
+            f"per map, a batch of {BATCH} cost {per_item * 1e6:.1f} µs, a single call "
+            f"{one * 1e6:.1f} µs: not {FACTOR} times less")
     return (f"the answers were right, and per map a batch of {BATCH} cost less than "
             f"1/{FACTOR} of a single call")
 
@@ -105,14 +107,15 @@ def starts_once(answer: Any) -> str:
                               timeout=300)
         count = len(starts.read_text().splitlines()) if starts.exists() else 0
     if not outcome.ok:
-        raise Refused(f"your host, run on {len(HOST_TEXTS)} texts: {said(outcome, 2)}")
+        raise RefusedError(f"your host, run on {len(HOST_TEXTS)} texts: {said(outcome, 2)}")
     printed = outcome.stdout.splitlines()
     expected = [text[::-1] + "!" for text in HOST_TEXTS]
     if printed != expected:
-        raise Refused(f"your host printed {printed[:4]}{'...' if len(printed) > 4 else ''}, "
-                      f"where the plugin's answers were {expected[:4]}...")
+        raise RefusedError(f"your host printed {printed[:4]}{'...' if len(printed) > 4 else ''}, "
+                           f"where the plugin's answers were {expected[:4]}...")
     if count != 1:
-        raise Refused(f"your host started the plugin {count} times for {len(HOST_TEXTS)} texts")
+        raise RefusedError(
+            f"your host started the plugin {count} times for {len(HOST_TEXTS)} texts")
     return (f"your host started the plugin once and sent it all {len(HOST_TEXTS)} texts; "
             "every answer was right")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..isolate import run_program
 from ..pyplugins import GROUP
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .go_plugins import go_file
 from .judging import folder, said, snippet, workspace
 
@@ -22,8 +22,8 @@ def refuses_a_second_trim(answer: Any) -> str:
     if outcome.returncode == 1 and 'a plugin named "trim" already exists' in outcome.stdout:
         return "your host refused to start: two plugins cannot share the name trim"
     lines = " | ".join(outcome.stdout.strip().splitlines()[-3:])
-    raise Refused(f"run with the pipeline trim, your host printed {lines!r} "
-                  f"({outcome.summary()})")
+    raise RefusedError(f"run with the pipeline trim, your host printed {lines!r} "
+                       f"({outcome.summary()})")
 
 
 #: Texts for the reversing entry point.
@@ -48,21 +48,21 @@ result({{"name": installed.name, "answers": [made.transform(text) for text in {t
 def reverse_package(answer: Any) -> str:
     package = folder(answer, "the folder of your plugin package (with its pyproject.toml)")
     if not (package / "pyproject.toml").is_file():
-        raise Refused(f"{package.name}/ has no pyproject.toml: pip cannot install it")
+        raise RefusedError(f"{package.name}/ has no pyproject.toml: pip cannot install it")
     with workspace() as tmp:
         code = _INSTALL.format(package=str(package.resolve()), target=str(tmp / "site"),
                                group=GROUP, texts=PY_TEXTS)
         outcome, seen = snippet(code, timeout=300, cwd=tmp)
     if not outcome.ok or seen is None:
-        raise Refused(f"installing it and calling reverse, in a child: {said(outcome, 2)}")
+        raise RefusedError(f"installing it and calling reverse, in a child: {said(outcome, 2)}")
     if "error" in seen:
-        raise Refused(f"pip could not install it: {seen['error']}")
+        raise RefusedError(f"pip could not install it: {seen['error']}")
     if "found" in seen:
-        raise Refused(f"{seen['name']} declares no entry point 'reverse' in the group "
-                      f"{GROUP!r} (it declares {seen['found']})")
+        raise RefusedError(f"{seen['name']} declares no entry point 'reverse' in the group "
+                           f"{GROUP!r} (it declares {seen['found']})")
     for text, got in zip(PY_TEXTS, seen["answers"], strict=True):
         if got != text[::-1]:
-            raise Refused(f"reverse's transform({text!r}) gave {got!r}")
+            raise RefusedError(f"reverse's transform({text!r}) gave {got!r}")
     return (f"installed {seen['name']} into a temporary folder; its entry point 'reverse' "
             f"reversed {len(PY_TEXTS)} texts")
 
@@ -81,16 +81,16 @@ def out_of_tree_reverse(answer: Any) -> str:
                                   timeout=30)
             if not outcome.ok:
                 lines = " | ".join(outcome.stdout.strip().splitlines()[-2:])
-                raise Refused(f"run with the pipeline trim,reverse on {text!r}, your host "
-                              f"printed {lines!r} ({outcome.summary()})")
+                raise RefusedError(f"run with the pipeline trim,reverse on {text!r}, your host "
+                                   f"printed {lines!r} ({outcome.summary()})")
             steps = [m for line in outcome.stdout.splitlines() if (m := _STEP.match(line))]
             if not steps:
-                raise Refused(f"your host ran trim,reverse on {text!r} but printed no reverse "
-                              f"step: {outcome.stdout.strip()!r}")
+                raise RefusedError(f"your host ran trim,reverse on {text!r} but printed no reverse "
+                                   f"step: {outcome.stdout.strip()!r}")
             want = text.strip()[::-1]
             if steps[0].group(2) != want:
-                raise Refused(f"reverse turned {steps[0].group(1)!r} into "
-                              f"{steps[0].group(2)!r}, not {want!r}")
+                raise RefusedError(f"reverse turned {steps[0].group(1)!r} into "
+                                   f"{steps[0].group(2)!r}, not {want!r}")
     return (f"your host ran trim,reverse on {len(GO_TEXTS)} texts, letters outside ASCII "
             "included, and reverse reversed each")
 

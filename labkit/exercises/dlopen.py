@@ -13,7 +13,7 @@ from ..elf import read_elf
 from ..isolate import run as run_isolated
 from ..load import RTLD, load_fresh
 from ..paths import tidy
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .judging import built_file, require_exports, said, shown, snippet, workspace
 
 _BUILD = "your library (what labkit.build_shared returned)"
@@ -57,23 +57,23 @@ def lazy_only(answer: Any) -> str:
     require_exports(path, ("ready", "later"))
     now = run_isolated(_load_now, path, timeout=30)
     if now.ok:
-        raise Refused("dlopen with RTLD_NOW accepted it: every function it calls is defined "
-                      "somewhere, so nothing is left to fail later")
+        raise RefusedError("dlopen with RTLD_NOW accepted it: every function it calls is defined "
+                           "somewhere, so nothing is left to fail later")
     lazy = run_isolated(_lazy_then_call, path, timeout=30)
     if lazy.error is not None and lazy.error["kind"] == "LoadError":
         if binds_now(path):
-            raise Refused("dlopen refused it even with RTLD_LAZY: the linker marked it for "
-                          "immediate binding (BIND_NOW in its dynamic section), as some "
-                          "toolchains do by default, so the loader resolves everything at "
-                          "load time. Ask the linker for lazy binding (-z lazy)")
-        raise Refused(f"dlopen refused it with RTLD_LAZY too: {lazy.error['message']}")
+            raise RefusedError("dlopen refused it even with RTLD_LAZY: the linker marked it for "
+                               "immediate binding (BIND_NOW in its dynamic section), as some "
+                               "toolchains do by default, so the loader resolves everything at "
+                               "load time. Ask the linker for lazy binding (-z lazy)")
+        raise RefusedError(f"dlopen refused it with RTLD_LAZY too: {lazy.error['message']}")
     if "@@ready 1" not in lazy.stdout:
-        raise Refused(f"loaded with RTLD_LAZY, ready() did not return 1: {said(lazy)}")
+        raise RefusedError(f"loaded with RTLD_LAZY, ready() did not return 1: {said(lazy)}")
     if "@@later returned" in lazy.stdout:
-        raise Refused("loaded with RTLD_LAZY, later() returned: it calls nothing undefined")
+        raise RefusedError("loaded with RTLD_LAZY, later() returned: it calls nothing undefined")
     if lazy.returncode != 127 or "symbol lookup error" not in lazy.stderr:
-        raise Refused(f"later() did not stop the process with the loader's symbol lookup "
-                      f"error: {said(lazy)}")
+        raise RefusedError(f"later() did not stop the process with the loader's symbol lookup "
+                           f"error: {said(lazy)}")
     return ("RTLD_NOW refused it; with RTLD_LAZY it loaded, ready() returned 1, and later() "
             "stopped the process with exit status 127 and a symbol lookup error")
 
@@ -103,27 +103,28 @@ def ships_its_dependency(answer: Any) -> str:
     origin = [(entry, where) for entry, where in relative if where is not None]
     if not origin:
         if entries:
-            raise Refused(f"its search path is {[tidy(e) for e in entries]}: a fixed folder of "
-                          "this machine, where a copy of the plugin on another machine finds "
-                          "nothing")
-        raise Refused(f"it needs {list(info.needed)} and carries no search path of its own: "
-                      "the loader finds its dependency only through LD_LIBRARY_PATH or the "
-                      "system's folders")
+            raise RefusedError(
+                f"its search path is {[tidy(e) for e in entries]}: a fixed folder of "
+                "this machine, where a copy of the plugin on another machine finds "
+                "nothing")
+        raise RefusedError(f"it needs {list(info.needed)} and carries no search path of its own: "
+                           "the loader finds its dependency only through LD_LIBRARY_PATH or the "
+                           "system's folders")
     found = [(where, name) for _, where in origin for name in info.needed
              if (where / name).is_file()]
     if not found:
-        raise Refused(f"it needs {list(info.needed)} and looks in "
-                      f"{[entry for entry, _ in origin]}, but none of them is there")
+        raise RefusedError(f"it needs {list(info.needed)} and looks in "
+                           f"{[entry for entry, _ in origin]}, but none of them is there")
     where, name = found[0]
     base = path.parent.resolve()
     if where.resolve() == base:
-        raise Refused(f"{name} sits beside the plugin: a host that scans the folder for "
-                      "plugins would take it for one; give it a subfolder")
+        raise RefusedError(f"{name} sits beside the plugin: a host that scans the folder for "
+                           "plugins would take it for one; give it a subfolder")
     try:
         sub = where.resolve().relative_to(base)
     except ValueError:
-        raise Refused(f"{name} is outside the plugin's folder ({shown(where)}): a copy of the "
-                      "folder would leave it behind") from None
+        raise RefusedError(f"{name} is outside the plugin's folder ({shown(where)}): a copy of the "
+                           "folder would leave it behind") from None
     with workspace() as tmp:
         ship = tmp / "shipped"
         shutil.copytree(where, ship / sub)
@@ -134,13 +135,14 @@ def ships_its_dependency(answer: Any) -> str:
         outcome, seen = snippet(_SHIPPED.format(path=str(plugin), name=name), timeout=30,
                                 env={"LD_LIBRARY_PATH": ""}, cwd=elsewhere)
         if not outcome.ok or seen is None:
-            raise Refused(f"the copy ({path.name} and {sub}/) did not load from another folder "
-                          f"without LD_LIBRARY_PATH: {said(outcome)}")
+            raise RefusedError(
+                f"the copy ({path.name} and {sub}/) did not load from another folder "
+                f"without LD_LIBRARY_PATH: {said(outcome)}")
         if not all(mapped.startswith(str(ship)) for mapped in seen["mapped"]):
-            raise Refused(f"the copy loaded, but {name} came from elsewhere, not from the "
-                          "copy's own subfolder")
+            raise RefusedError(f"the copy loaded, but {name} came from elsewhere, not from the "
+                               "copy's own subfolder")
     if seen["get"] != 42:
-        raise Refused(f"the copy loaded, but get() returned {seen['get']}, not 42")
+        raise RefusedError(f"the copy loaded, but get() returned {seen['get']}, not 42")
     return (f"a copy of {path.name} and {sub}/{name}, loaded from another folder without "
             "LD_LIBRARY_PATH, found its dependency in its own subfolder, and get() returned 42")
 
@@ -162,13 +164,14 @@ def binds_to_itself(answer: Any) -> str:
         outcome, seen = snippet(_INTERPOSED.format(impostor=str(impostor.path),
                                                    path=str(path.resolve())), timeout=30)
     if not outcome.ok or seen is None:
-        raise Refused(f"loading it after a global lab_version, in a child: {said(outcome)}")
+        raise RefusedError(f"loading it after a global lab_version, in a child: {said(outcome)}")
     report, own = seen
     if own != 1:
-        raise Refused(f"its own lab_version() returns {own}, not 1")
+        raise RefusedError(f"its own lab_version() returns {own}, not 1")
     if report != 1:
-        raise Refused(f"report() answered {report}: the lab_version loaded first with "
-                      "RTLD_GLOBAL (which returns 2) won the lookup of your library's own call")
+        raise RefusedError(
+            f"report() answered {report}: the lab_version loaded first with "
+            "RTLD_GLOBAL (which returns 2) won the lookup of your library's own call")
     return ("after a lab_version returning 2 was loaded with RTLD_GLOBAL, report() still "
             "answered 1, and dlsym still finds your lab_version")
 

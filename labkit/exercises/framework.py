@@ -2,7 +2,7 @@
 
 An :class:`Exercise` has a question, two hints and a judge. The judge receives the learner's
 answer (something built or run: a library, a program, a plugin script, a folder) and builds,
-loads or runs it; it returns what it saw when the answer holds and raises :class:`Refused`
+loads or runs it; it returns what it saw when the answer holds and raises :class:`RefusedError`
 with what it saw when it does not. :func:`evaluate` turns that into :class:`Feedback`, never
 into a traceback: a judge that fails on a wrong kind of answer says so in words.
 
@@ -19,11 +19,11 @@ from typing import Any
 
 from ..errors import InputError
 
-#: A judge: returns what it saw when the answer holds, raises :class:`Refused` otherwise.
+#: A judge: returns what it saw when the answer holds, raises :class:`RefusedError` otherwise.
 Judge = Callable[[Any], str]
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     """A judge's verdict that the answer does not hold; the message says what it saw."""
 
 
@@ -78,7 +78,7 @@ def evaluate(exercises: Mapping[str, Exercise], exercise: str, answer: Any) -> F
     else:
         try:
             passed, message = True, spec.judge(answer)
-        except Refused as verdict:
+        except RefusedError as verdict:
             passed, message = False, str(verdict)
         except Exception as exc:  # a wrong kind of answer is feedback, not a traceback
             passed, message = False, (f"could not judge {kind(answer)}: "

@@ -15,7 +15,7 @@ from ..goinfo import is_go
 from ..gosamples import build_go_samples, go_said
 from ..isolate import run_program
 from ..paths import PLUGINS_GO
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .judging import built_file, copy_into, workspace
 
 _HOST = "your host (what labkit.build_go returned)"
@@ -25,11 +25,11 @@ def go_file(answer: Any, what: str, *, plugin: bool = False) -> Path:
     """The Go program (or, with ``plugin``, the Go plugin) the learner built."""
     path = built_file(answer, what)
     if not is_go(path):
-        raise Refused(f"{path.name} is not a Go binary: expected {what}")
+        raise RefusedError(f"{path.name} is not a Go binary: expected {what}")
     shared = read_elf(path).type == "shared object"
     if shared != plugin:
         found = "a shared object (a Go plugin)" if shared else "a program"
-        raise Refused(f"{path.name} is {found}: expected {what}")
+        raise RefusedError(f"{path.name} is {found}: expected {what}")
     return path
 
 
@@ -42,12 +42,12 @@ def host_for(sample: str, needles: tuple[str, ...], flag: str) -> Callable[[Any]
             build_go_samples(tmp, [sample])
             outcome = run_program([host.resolve(), f"{sample}.so"], cwd=tmp, timeout=60)
         if not outcome.ok:
-            raise Refused(f"your host, run on the check's own build of {sample}.so, said: "
-                          f"{go_said(outcome)}")
+            raise RefusedError(f"your host, run on the check's own build of {sample}.so, said: "
+                               f"{go_said(outcome)}")
         missing = [needle for needle in needles if needle not in outcome.stdout]
         if missing:
-            raise Refused(f"your host ran on {sample}.so but never printed {missing[0]!r}: "
-                          "is it the lab's host (plugins/go/host)?")
+            raise RefusedError(f"your host ran on {sample}.so but never printed {missing[0]!r}: "
+                               "is it the lab's host (plugins/go/host)?")
         return (f"your host opened the check's own build of {sample}.so and used it: host "
                 f"and plugin both built with {flag}")
 
@@ -113,16 +113,17 @@ def reverses(answer: Any) -> str:
         lab_host = build_go("host", "host", out_dir=tmp).path
         lab = run_program([lab_host, "yours.so"], cwd=tmp, timeout=60)
         if not lab.ok:
-            raise Refused(f"the lab's host said: {go_said(lab)}")
+            raise RefusedError(f"the lab's host said: {go_said(lab)}")
         own = run_program([judge_host(tmp), "yours.so", *GO_TEXTS], cwd=tmp, timeout=60)
     if not own.ok:
-        raise Refused(f"the lab's host accepted it, but the check's host said: {go_said(own)}")
+        raise RefusedError(f"the lab's host accepted it, but the check's host said: {go_said(own)}")
     got = [json.loads(line) for line in own.stdout.splitlines() if line.strip()]
     if len(got) != len(GO_TEXTS):
-        raise Refused(f"the check's host printed {own.stdout.strip()!r} for {len(GO_TEXTS)} texts")
+        raise RefusedError(
+            f"the check's host printed {own.stdout.strip()!r} for {len(GO_TEXTS)} texts")
     for text, answer_ in zip(GO_TEXTS, got, strict=True):
         if answer_ != text[::-1]:
-            raise Refused(f"Transform({text!r}) gave {answer_!r}, not {text[::-1]!r}")
+            raise RefusedError(f"Transform({text!r}) gave {answer_!r}, not {text[::-1]!r}")
     return (f"the lab's host accepted it, and Transform reversed {len(GO_TEXTS)} texts, letters "
             "outside ASCII included")
 

@@ -24,7 +24,7 @@ from ..isolate import Outcome
 from ..isolate import run as run_isolated
 from ..load import Library
 from ..paths import show, tidy
-from .framework import Refused, kind
+from .framework import RefusedError, kind
 
 #: The line a snippet prints its result on, as JSON after this marker.
 _RESULT = "@@result "
@@ -39,9 +39,9 @@ def built_file(answer: Any, what: str) -> Path:
     elif isinstance(answer, (str, os.PathLike)) and not isinstance(answer, bool):
         path = Path(answer)
     else:
-        raise Refused(f"expected {what}; got {kind(answer)}")
+        raise RefusedError(f"expected {what}; got {kind(answer)}")
     if not path.is_file():
-        raise Refused(f"expected {what}; got {kind(answer)}, which names no file")
+        raise RefusedError(f"expected {what}; got {kind(answer)}, which names no file")
     return path
 
 
@@ -51,8 +51,8 @@ def folder(answer: Any, what: str) -> Path:
         path = Path(answer)
         if path.is_dir():
             return path
-        raise Refused(f"expected {what}; got {kind(answer)}, which names no folder")
-    raise Refused(f"expected {what}; got {kind(answer)}")
+        raise RefusedError(f"expected {what}; got {kind(answer)}, which names no folder")
+    raise RefusedError(f"expected {what}; got {kind(answer)}")
 
 
 @contextmanager
@@ -110,4 +110,4 @@ def require_exports(path: Path, names: Sequence[str], exported: Collection[str] 
     exported = read_elf(path).exported if exported is None else exported
     missing = [name for name in names if name not in exported]
     if missing:
-        raise Refused(f"{shown(path)} exports no {' and no '.join(missing)}{why}")
+        raise RefusedError(f"{shown(path)} exports no {' and no '.join(missing)}{why}")

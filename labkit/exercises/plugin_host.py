@@ -12,7 +12,7 @@ from ..host import PluginHost, plugin_id
 from ..isolate import Outcome
 from ..isolate import run as run_isolated
 from ..paths import tidy
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .judging import built_file, copy_into, said, workspace
 
 _PLUGIN = "your plugin (what labkit.build_shared returned)"
@@ -47,16 +47,16 @@ def reverses(answer: Any) -> str:
         folder, pid = in_plugin_folder(answer, tmp)
         outcome = run_isolated(_transform_all, folder, pid, TEXTS, timeout=30)
         if not outcome.ok:
-            raise Refused(f"loading it with a PluginHost and calling transform, in a child: "
-                          f"{_refusal(outcome, folder)}")
+            raise RefusedError(f"loading it with a PluginHost and calling transform, in a child: "
+                               f"{_refusal(outcome, folder)}")
     for text, got in zip(TEXTS, outcome.value, strict=True):
         if got == text[::-1]:
             continue
         if len(text) > 40:
-            raise Refused(f"transform of a text of {len(text)} characters gave {len(got)} "
-                          f"characters{', reversed' if got == text[::-1][:len(got)] else ''}, "
-                          "not the whole text reversed")
-        raise Refused(f"transform({text!r}) gave {got!r}, not {text[::-1]!r}")
+            raise RefusedError(f"transform of a text of {len(text)} characters gave {len(got)} "
+                               f"characters{', reversed' if got == text[::-1][:len(got)] else ''}, "
+                               "not the whole text reversed")
+        raise RefusedError(f"transform({text!r}) gave {got!r}, not {text[::-1]!r}")
     return (f"the host validated plugin {pid!r}, and transform reversed each of {len(TEXTS)} "
             "texts, one longer than the host's first buffer")
 
@@ -78,20 +78,20 @@ def host_verdict(answer: Any, host: str) -> tuple[str | None, dict[str, Any]]:
         folder, pid = in_plugin_folder(answer, tmp)
         outcome = run_isolated(try_load, folder, pid, timeout=30)
     if not outcome.ok:
-        raise Refused(f"loading it with {host} in a child: {_refusal(outcome, folder)}")
+        raise RefusedError(f"loading it with {host} in a child: {_refusal(outcome, folder)}")
     return outcome.value["check"], outcome.value["declared"]
 
 
 def small_descriptor(answer: Any) -> str:
     check, declared = host_verdict(answer, "a PluginHost")
     if check is None:
-        raise Refused("the host accepted it: its descriptor passed every check, size included")
+        raise RefusedError("the host accepted it: its descriptor passed every check, size included")
     if check != "size":
-        raise Refused(f"the host refused it at the check {check!r} (it declared {declared}), "
-                      "before it got to the size")
+        raise RefusedError(f"the host refused it at the check {check!r} (it declared {declared}), "
+                           "before it got to the size")
     if declared.get("size") != 8:
-        raise Refused(f"the host refused it at 'size', but it declared size "
-                      f"{declared.get('size')}, not 8")
+        raise RefusedError(f"the host refused it at 'size', but it declared size "
+                           f"{declared.get('size')}, not 8")
     return "the host refused it at the check 'size': it declared 8 bytes"
 
 
@@ -114,14 +114,14 @@ def counts_per_instance(answer: Any) -> str:
         folder, pid = in_plugin_folder(answer, tmp)
         outcome = run_isolated(_two_instances, folder, pid, timeout=30)
     if not outcome.ok:
-        raise Refused(f"loading two instances with two PluginHosts, in a child: "
-                      f"{_refusal(outcome, folder)}")
+        raise RefusedError(f"loading two instances with two PluginHosts, in a child: "
+                           f"{_refusal(outcome, folder)}")
     got = outcome.value
     if got == ["1: one", "2: two", "3: three", "4: four", "5: five"]:
-        raise Refused(f"the second instance went on from the first's count ({got}): the "
-                      "count is kept once per loaded library, not per instance")
+        raise RefusedError(f"the second instance went on from the first's count ({got}): the "
+                           "count is kept once per loaded library, not per instance")
     if got != list(COUNTED):
-        raise Refused(f"two instances called in turn gave {got}, not {list(COUNTED)}")
+        raise RefusedError(f"two instances called in turn gave {got}, not {list(COUNTED)}")
     return (f"two instances called in turn counted apart ({', '.join(COUNTED)}), and both "
             "closed cleanly")
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import RPCPluginError
 from ..rpc.client import PluginClient
 from ..rpc.samples import python_plugin
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .judging import built_file
 
 _SCRIPT = "the path of your plugin script (a .py file, like transformer_plugin.py)"
@@ -21,7 +21,7 @@ _SCRIPT = "the path of your plugin script (a .py file, like transformer_plugin.p
 def plugin_script(answer: Any) -> Path:
     path = built_file(answer, _SCRIPT)
     if path.suffix != ".py":
-        raise Refused(f"expected {_SCRIPT}; got {path.name}")
+        raise RefusedError(f"expected {_SCRIPT}; got {path.name}")
     return path
 
 
@@ -33,7 +33,7 @@ def started(script: Path, **options: Any) -> PluginClient:
     try:
         return client.start()
     except RPCPluginError as error:
-        raise Refused(f"a host could not start it: {first_line(error)}") from None
+        raise RefusedError(f"a host could not start it: {first_line(error)}") from None
 
 
 def first_line(error: Exception) -> str:
@@ -53,7 +53,7 @@ def _calls(client: PluginClient, requests: Sequence[Mapping[str, str]]) -> list[
     try:
         return [client.transform(request) for request in requests]
     except RPCPluginError as error:
-        raise Refused(f"calling it: {first_line(error)}") from None
+        raise RefusedError(f"calling it: {first_line(error)}") from None
 
 
 def request_id(answer: Any) -> str:
@@ -65,14 +65,14 @@ def request_id(answer: Any) -> str:
     for request, reply in zip(REQUESTS, answers, strict=True):
         lost = keeps(request, reply)
         if lost is not None:
-            raise Refused(f"the answer to {request} lost or changed the header {lost!r}: "
-                          f"{reply}")
+            raise RefusedError(f"the answer to {request} lost or changed the header {lost!r}: "
+                               f"{reply}")
         if not reply.get("x-request-id"):
-            raise Refused(f"the answer has no x-request-id: {reply}")
+            raise RefusedError(f"the answer has no x-request-id: {reply}")
     ids = [reply["x-request-id"] for reply in answers]
     if len(set(ids)) != len(ids):
-        raise Refused(f"x-request-id was {ids} over {len(ids)} calls: an id must differ from "
-                      "call to call")
+        raise RefusedError(f"x-request-id was {ids} over {len(ids)} calls: an id must differ from "
+                           "call to call")
     return (f"{len(ids)} calls each kept the request's headers and got an x-request-id of "
             "its own")
 
@@ -85,18 +85,19 @@ def error_not_crash(answer: Any) -> str:
             reply = client.transform({"path": "/", "accept": "text/plain"})
         except RPCPluginError as error:
             if not client.alive:
-                raise Refused(f"the request without host killed the plugin process: "
-                              f"{first_line(error)}") from None
+                raise RefusedError(f"the request without host killed the plugin process: "
+                                   f"{first_line(error)}") from None
             said = f"an error ({error.status})" if error.status else "an error"
         else:
-            raise Refused(f"it answered {reply} to a request without host: it should refuse it")
+            raise RefusedError(
+                f"it answered {reply} to a request without host: it should refuse it")
         good = {"host": "judge.example", "path": "/"}
         reply = _calls(client, [good])[0]
         if client.pid != pid:
-            raise Refused("the plugin answered the next request from another process")
+            raise RefusedError("the plugin answered the next request from another process")
         lost = keeps(good, reply)
         if lost is not None:
-            raise Refused(f"the answer to {good} lost or changed {lost!r}: {reply}")
+            raise RefusedError(f"the answer to {good} lost or changed {lost!r}: {reply}")
     finally:
         client.close()
     return (f"the request without host got {said} from the plugin, and the same plugin process "
@@ -110,12 +111,12 @@ def speaks_version_2(answer: Any) -> str:
         old.start()
     except RPCPluginError as error:
         if error.stage != "handshake":
-            raise Refused(f"a host offering version 1 could not start it: "
-                          f"{first_line(error)}") from None
+            raise RefusedError(f"a host offering version 1 could not start it: "
+                               f"{first_line(error)}") from None
     else:
         chose = old.line.app_version if old.line else "?"
-        raise Refused(f"a host offering only version 1 started it (it chose app protocol "
-                      f"version {chose}): a version-2 plugin must be refused there")
+        raise RefusedError(f"a host offering only version 1 started it (it chose app protocol "
+                           f"version {chose}): a version-2 plugin must be refused there")
     finally:
         old.close()
     client = started(script, versions=[2])
@@ -125,9 +126,10 @@ def speaks_version_2(answer: Any) -> str:
     finally:
         client.close()
     if version != 2:
-        raise Refused(f"a host offering version 2 started it, but its handshake said {version}")
+        raise RefusedError(
+            f"a host offering version 2 started it, but its handshake said {version}")
     if reply.get("host") != "judge.example":
-        raise Refused(f"a host offering version 2 called it and got {reply}")
+        raise RefusedError(f"a host offering version 2 called it and got {reply}")
     return ("a host offering version 2 started and called it; a host offering version 1 "
             "refused it at the handshake")
 

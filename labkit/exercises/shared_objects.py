@@ -10,7 +10,7 @@ from ..binutils import nm_dynamic
 from ..elf import read_elf
 from ..isolate import run as run_isolated
 from ..load import load_fresh
-from .framework import Exercise, Refused
+from .framework import Exercise, RefusedError
 from .judging import built_file, require_exports, said, shown, snippet
 
 _BUILD = "your build (what labkit.build_shared returned)"
@@ -31,14 +31,15 @@ def area_of_square(answer: Any) -> str:
     require_exports(path, ("area_of_circle", "area_of_square"), exported,
                     f" (it exports {exported}): the build should be SHAPES plus area_of_square")
     if "square" in exported:
-        raise Refused(f"{shown(path)} exports square now ({exported}); in SHAPES it is private "
-                      "to the file, and it should stay so")
+        raise RefusedError(
+            f"{shown(path)} exports square now ({exported}); in SHAPES it is private "
+            "to the file, and it should stay so")
     outcome = run_isolated(_areas, path, timeout=30)
     if not outcome.ok:
-        raise Refused(f"calling area_of_square in a child process: {said(outcome)}")
+        raise RefusedError(f"calling area_of_square in a child process: {said(outcome)}")
     if outcome.value != [9.0, 6.25]:
-        raise Refused(f"area_of_square(3.0) and area_of_square(2.5) gave {outcome.value}, not "
-                      "[9.0, 6.25]")
+        raise RefusedError(f"area_of_square(3.0) and area_of_square(2.5) gave {outcome.value}, not "
+                           "[9.0, 6.25]")
     return ("area_of_square is exported, square is not, and area_of_square gives 9.0 for 3.0 "
             "and 6.25 for 2.5")
 
@@ -55,18 +56,21 @@ def hidden_counter(answer: Any) -> str:
     path = built_file(answer, _BUILD)
     dynamic = [name.split("@")[0] for _, name in nm_dynamic(path, defined_only=True)]
     if "area_of_circle" not in dynamic or "count_shapes" not in dynamic:
-        raise Refused(f"nm -D lists {sorted(n for n in dynamic if not n.startswith('_'))}: "
-                      "build the whole of SHAPES, with area_of_circle and count_shapes exported")
+        raise RefusedError(
+            f"nm -D lists {sorted(n for n in dynamic if not n.startswith('_'))}: "
+            "build the whole of SHAPES, with area_of_circle and count_shapes exported")
     if "shapes_made" in dynamic:
-        raise Refused("nm -D still lists shapes_made: it is still in the dynamic symbol table, "
-                      "so any host or library can read and write it")
+        raise RefusedError(
+            "nm -D still lists shapes_made: it is still in the dynamic symbol table, "
+            "so any host or library can read and write it")
     outcome = run_isolated(_count, path, timeout=30)
     if not outcome.ok:
-        raise Refused(f"calling area_of_circle twice, then count_shapes, in a child: "
-                      f"{said(outcome)}")
+        raise RefusedError(f"calling area_of_circle twice, then count_shapes, in a child: "
+                           f"{said(outcome)}")
     if outcome.value != 2:
-        raise Refused(f"after two calls of area_of_circle, count_shapes() said {outcome.value}, "
-                      "not 2: the library's own code must still count")
+        raise RefusedError(
+            f"after two calls of area_of_circle, count_shapes() said {outcome.value}, "
+            "not 2: the library's own code must still count")
     return ("nm -D lists area_of_circle and count_shapes but no shapes_made, and the library "
             "still counts: count_shapes() said 2 after two areas")
 
@@ -85,7 +89,7 @@ def announces_itself(answer: Any) -> str:
     path = built_file(answer, _BUILD)
     outcome, _ = snippet(_LIFECYCLE.format(path=str(path.resolve())), timeout=30)
     if not outcome.ok:
-        raise Refused(f"loading and closing it in a child process: {said(outcome)}")
+        raise RefusedError(f"loading and closing it in a child process: {said(outcome)}")
     parts: dict[str, list[str]] = {"before": [], "dlopen": [], "dlclose": [], "done": []}
     where = "before"
     for line in outcome.stdout.splitlines():
@@ -94,12 +98,13 @@ def announces_itself(answer: Any) -> str:
         elif line.strip():
             parts[where].append(line.strip())
     if not parts["dlopen"]:
-        raise Refused("nothing was printed while dlopen ran (the host called none of its "
-                      "functions): code that runs at load time is not called by anyone")
+        raise RefusedError("nothing was printed while dlopen ran (the host called none of its "
+                           "functions): code that runs at load time is not called by anyone")
     if not parts["dlclose"]:
         late = f" (it printed {parts['done']} only at the process's exit)" if parts["done"] else ""
-        raise Refused(f"dlopen printed {parts['dlopen']}, but nothing was printed while dlclose "
-                      f"ran{late}")
+        raise RefusedError(
+            f"dlopen printed {parts['dlopen']}, but nothing was printed while dlclose "
+            f"ran{late}")
     return (f"while dlopen ran it printed {parts['dlopen'][0]!r}, while dlclose ran "
             f"{parts['dlclose'][-1]!r}, and the host called nothing")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError, WasmTrap
+from ..errors import InputError, WasmTrapError
 from ..wasm import WasmPlugin, load_wasm, shout
-from .framework import Exercise, Refused, kind
+from .framework import Exercise, RefusedError, kind
 from .judging import built_file
 
 #: Seconds a judged wasm call may run before the judge's own timeout stops it.
@@ -18,31 +18,33 @@ SHOUTED = ("hello", "forty characters of text, to be shouted.")
 
 def fuel_budget(answer: Any) -> str:
     if not isinstance(answer, WasmPlugin):
-        raise Refused(f"expected what labkit.load_wasm returned; got {kind(answer)}")
+        raise RefusedError(f"expected what labkit.load_wasm returned; got {kind(answer)}")
     missing = sorted({"shout", "spin", "buffer", "capacity"} - set(answer.functions))
     if missing:
-        raise Refused(f"{answer.path.name} exports no {', '.join(missing)}: load the sample of "
-                      "section 1")
+        raise RefusedError(
+            f"{answer.path.name} exports no {', '.join(missing)}: load the sample of "
+            "section 1")
     if answer.fuel is None:
-        raise Refused("it was loaded without fuel: only a timeout would stop spin")
+        raise RefusedError("it was loaded without fuel: only a timeout would stop spin")
     plugin = load_wasm(answer.path, fuel=answer.fuel, timeout=LIMIT)
     for text in SHOUTED:
         try:
             said = shout(plugin, text)
-        except WasmTrap as trap:
-            raise Refused(f"{answer.fuel} fuel is too little for wasm_shout of {len(text)} "
-                          f"characters: {trap.reason}") from None
+        except WasmTrapError as trap:
+            raise RefusedError(f"{answer.fuel} fuel is too little for wasm_shout of {len(text)} "
+                               f"characters: {trap.reason}") from None
         if said != text.upper() + "!":
-            raise Refused(f"wasm_shout({text!r}) gave {said!r}")
+            raise RefusedError(f"wasm_shout({text!r}) gave {said!r}")
     try:
         plugin.call("spin")
-    except WasmTrap as trap:
+    except WasmTrapError as trap:
         if trap.reason == "interrupt":
-            raise Refused(f"with {answer.fuel} fuel, spin was still running after {LIMIT:g} s: "
-                          "the budget stops it far too late") from None
+            raise RefusedError(
+                f"with {answer.fuel} fuel, spin was still running after {LIMIT:g} s: "
+                "the budget stops it far too late") from None
         return (f"wasm_shout worked on {len(SHOUTED[0])} and {len(SHOUTED[1])} characters, and "
                 f"spin was stopped: {trap.reason}")
-    raise Refused("spin returned, which it never does")  # pragma: no cover
+    raise RefusedError("spin returned, which it never does")  # pragma: no cover
 
 
 #: Byte strings the judge reverses through the plugin's memory.
@@ -61,26 +63,27 @@ def wasm_reverse(answer: Any) -> str:
     try:
         plugin = load_wasm(path, timeout=LIMIT)
     except InputError as error:
-        raise Refused(str(error)) from None
+        raise RefusedError(str(error)) from None
     missing = sorted({"buffer", "capacity", "reverse"} - set(plugin.functions))
     if missing:
-        raise Refused(f"{path.name} exports {plugin.functions}, no {', '.join(missing)}")
+        raise RefusedError(f"{path.name} exports {plugin.functions}, no {', '.join(missing)}")
     try:
         capacity = plugin.call("capacity")
         if capacity < 128:
-            raise Refused(f"capacity() says {capacity}: give the buffer room for 128 bytes")
+            raise RefusedError(f"capacity() says {capacity}: give the buffer room for 128 bytes")
         for data in (*REVERSED, b"y" * (capacity - 1) + b"z"):
             length, got = _reverse(plugin, data)
             if (length, got) != (len(data), data[::-1]):
                 shown = f"{len(data)} bytes" if len(data) > 20 else repr(data)
-                raise Refused(f"reverse of {shown} returned {length} and left "
-                              f"{got[:20]!r}{'...' if len(got) > 20 else ''} in the buffer")
+                raise RefusedError(f"reverse of {shown} returned {length} and left "
+                                   f"{got[:20]!r}{'...' if len(got) > 20 else ''} in the buffer")
         for wrong in (capacity + 1, -1):
             if (said := plugin.call("reverse", wrong)) != -1:
-                raise Refused(f"reverse({wrong}) returned {said}, not -1: {wrong} bytes do not "
-                              f"fit a buffer of {capacity}")
-    except WasmTrap as trap:
-        raise Refused(f"the plugin trapped: {trap.reason}") from None
+                raise RefusedError(
+                    f"reverse({wrong}) returned {said}, not -1: {wrong} bytes do not "
+                    f"fit a buffer of {capacity}")
+    except WasmTrapError as trap:
+        raise RefusedError(f"the plugin trapped: {trap.reason}") from None
     return (f"reverse turned {len(REVERSED) + 1} byte strings around in the plugin's memory, "
             "a full buffer included, and refused lengths that do not fit")
 
