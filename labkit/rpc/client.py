@@ -6,9 +6,9 @@ its Unix socket, checks its health, streams its stdout and stderr back, and call
 ``Transform``. It notices when the plugin dies (in the middle of a call too) and says how
 it died, and it always cleans up: :meth:`PluginClient.close` asks for Shutdown, waits a
 grace period, then kills the whole process group and removes the socket folder. A context
-manager, an exit hook and ``PR_SET_PDEATHSIG`` see to it that no plugin process outlives
-the host, even a killed notebook kernel; the socket folder a killed host leaves behind is
-swept by the next host that starts a plugin.
+manager and an exit hook close every plugin the host started;
+:class:`~labkit.rpc.process.PluginProcess` sees to the process itself (its own process group,
+``PR_SET_PDEATHSIG``, the socket folder, how it ended).
 """
 
 from __future__ import annotations
@@ -16,13 +16,8 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import ctypes
 import os
 import queue
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 import weakref
@@ -35,9 +30,9 @@ from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..errors import HandshakeError, InputError, RPCPluginError
-from ..isolate import SIGNAL_MEANINGS
 from ..paths import show, tidy
 from .hclog import LogRecord, parse_line
+from .process import PluginProcess
 from .protocol import (
     ENV_SOCKET_DIR,
     HEALTH_SERVICE,
@@ -54,7 +49,6 @@ from .stubs import messages
 
 _TAIL = 200  # stderr lines kept for error messages
 _KEPT = 2000  # stdio lines kept for output()
-_PR_SET_PDEATHSIG = 1
 _live: weakref.WeakSet[PluginClient] = weakref.WeakSet()
 
 
@@ -105,9 +99,8 @@ class PluginClient:
         self._env = dict(env or {})
         self._cwd = cwd
         self._on_output = on_output
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._process: PluginProcess | None = None
         self._channel: grpc.Channel | None = None
-        self._folder: Path | None = None
         self._threads: list[threading.Thread] = []
         self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=_KEPT)
         self._stderr: collections.deque[str] = collections.deque(maxlen=_TAIL)
@@ -129,16 +122,10 @@ class PluginClient:
         if self._open:  # the last process died between calls: clean up after it first
             self._stop(ask=False)
         self._reset()
-        _sweep_stale()
-        self._folder = Path(tempfile.mkdtemp(prefix=f"plugin-lab-{os.getpid()}-"))
-        env = {**os.environ, **self.handshake.environment(self.versions), **self._env,
-               ENV_SOCKET_DIR: str(self._folder)}
+        env = {**os.environ, **self.handshake.environment(self.versions), **self._env}
         try:
-            self._proc = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env, cwd=self._cwd, start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+            self._process = PluginProcess.start(self.command, env=env, cwd=self._cwd,
+                                                folder_variable=ENV_SOCKET_DIR)
         except OSError as exc:
             self._cleanup()
             raise RPCPluginError(
@@ -148,9 +135,8 @@ class PluginClient:
         self._open = True
         _live.add(self)
         lines: queue.Queue[bytes | None] = queue.Queue()
-        assert self._proc.stdout is not None and self._proc.stderr is not None
-        self._spawn(self._read_stdout, self._proc.stdout, lines)
-        self._spawn(self._read_stderr, self._proc.stderr)
+        self._spawn(self._read_stdout, self._process.stdout, lines)
+        self._spawn(self._read_stderr, self._process.stderr)
         try:
             self.line = self._await_handshake(lines)
             self._connect(self.line)
@@ -181,16 +167,16 @@ class PluginClient:
     @property
     def alive(self) -> bool:
         """The plugin process is running."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._process is not None and self._process.alive
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid if self._process is not None else None
 
     @property
     def socket_folder(self) -> Path | None:
         """The private folder (mode 0700) the host made for the plugin's socket."""
-        return self._folder
+        return self._process.folder if self._process is not None else None
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -383,7 +369,7 @@ class PluginClient:
         self._spawn(self._read_stdio, self._stdio_call)
 
     def _require_channel(self, method: str) -> grpc.Channel:
-        if self._channel is None or self._proc is None:
+        if self._channel is None or self._process is None:
             raise RPCPluginError(
                 f"cannot call {method}: plugin {self._name()!r} is not started", fix="call "
                 "start() or use the client in a with-block", stage="call", command=self.command)
@@ -431,50 +417,37 @@ class PluginClient:
             f"Its last stderr lines:\n{shown}", fix="restart() starts a fresh plugin process; "
             "the crash itself is the plugin's bug",
             stage="call", command=self.command,
-            returncode=self._proc.returncode if self._proc else None,
-            signal=self._signal_name(), stderr_tail=tail, status=status)
+            returncode=self._returncode(), signal=self._signal_name(), stderr_tail=tail,
+            status=status)
 
     def _start_failure(self, stage: str, what: str, fix: str) -> RPCPluginError:
         exited = self._wait_exit(0.2)
         status = f" It {self._describe_exit()}." if exited is not None else ""
         tail = self.stderr_tail
         shown = ("\nIts stderr:\n" + _excerpt(tail)) if tail else ""
-        returncode = self._proc.returncode if self._proc else None
         return RPCPluginError(
             f"plugin {self._name()!r} {what}.{status}{shown}", fix=fix,
-            stage=stage, command=self.command, returncode=returncode,
+            stage=stage, command=self.command, returncode=self._returncode(),
             signal=self._signal_name(), stderr_tail=tail)
 
     def _wait_exit(self, seconds: float) -> int | None:
-        if self._proc is None:
-            return None
-        try:
-            return self._proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return None
+        return self._process.wait(seconds) if self._process is not None else None
+
+    def _returncode(self) -> int | None:
+        return self._process.returncode if self._process is not None else None
 
     def _signal_name(self) -> str | None:
-        code = self._proc.returncode if self._proc is not None else None
-        if code is None or code >= 0:
-            return None
-        return signal.Signals(-code).name
+        return self._process.signal_name() if self._process is not None else None
 
     def _describe_exit(self) -> str:
-        code = self._proc.returncode if self._proc is not None else None
-        if code is None:
-            return "is still running"
-        if code >= 0:
-            return f"exited with status {code}"
-        sig = signal.Signals(-code)
-        meaning = SIGNAL_MEANINGS.get(sig, "")
-        return f"was killed by {sig.name}" + (f" ({meaning})" if meaning else "")
+        return self._process.describe() if self._process is not None else "is still running"
 
     def _stop(self, *, ask: bool) -> None:
-        proc = self._proc
-        if proc is None or not self._open:
+        process = self._process
+        if process is None or not self._open:
             return
         how = ""
-        if proc.poll() is None and ask and self._channel is not None:
+        if process.alive and ask and self._channel is not None:
             gp = messages("goplugin")
             with contextlib.suppress(grpc.RpcError):
                 self._channel.unary_unary(
@@ -484,14 +457,8 @@ class PluginClient:
                 how = f"{self._describe_exit()} after Shutdown"
             else:
                 how = f"ignored Shutdown for {self.grace:g} s and was killed (SIGKILL)"
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if process.kill():  # the group, whatever the plugin started too
             how = how or "was killed (SIGKILL)"
-        else:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)  # whatever it started, too
         self.ending = how or self.ending or self._describe_exit()
         self._cleanup()
 
@@ -504,13 +471,8 @@ class PluginClient:
             self._channel = None
         for thread in self._threads:
             thread.join(timeout=2.0)
-        if self._proc is not None:
-            for stream in (self._proc.stdout, self._proc.stderr):
-                if stream is not None:
-                    stream.close()
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
+        if self._process is not None:
+            self._process.release()
         self._open = False
         _live.discard(self)
 
@@ -537,21 +499,6 @@ def started(command: Sequence[str | os.PathLike[str]], **options: Any) -> Iterat
         yield client
 
 
-def _sweep_stale() -> None:
-    """Remove the socket folders of hosts that died without cleaning up (a killed kernel):
-    ``plugin-lab-PID-*`` in the temporary folder, ours, whose PID is gone."""
-    for folder in Path(tempfile.gettempdir()).glob("plugin-lab-*-*"):
-        owner = folder.name.split("-")[2]
-        if not owner.isdigit() or folder.stat().st_uid != os.getuid():
-            continue
-        try:
-            os.kill(int(owner), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass
-
-
 def _close_all() -> None:
     for client in list(_live):
         with contextlib.suppress(Exception):
@@ -559,10 +506,4 @@ def _close_all() -> None:
             client.close()
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: die with SIGKILL when the host goes away."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
 atexit.register(_close_all)
