@@ -1,20 +1,30 @@
-"""labkit: the helper package behind Plugin Lab's notebooks.
+"""labkit: the helper package behind Plugin Lab's notebooks, laid out in the lesson's words.
 
-Build C into shared objects (:func:`build_shared`), look inside ELF files
-(:func:`read_elf`), load them by hand (:func:`load`, :func:`load_fresh`), find out why a file
-will not load (:func:`diagnose_load`), and run whatever may crash in a child process
-(:func:`run_isolated`). Host C plugins with :class:`PluginHost`, say why a file will not
-load with :func:`explain`, and compare two builds' ABI with :func:`abi_diff`. Build Go
-programs, plugins and c-shared libraries (:func:`build_go`), read a Go binary's build
-information (:func:`go_info`), and check a Go plugin against its host (:func:`go_problems`,
-also done by :func:`explain`). Install and discover Python plugins
-(:func:`install_plugin`, :func:`transformers`, :func:`plugin_manager`). Run plugins out of
-process with hashicorp/go-plugin's protocol in both roles (:mod:`labkit.rpc`,
-:class:`PluginClient`). Notebooks import only what this module exports.
+The foundation: :mod:`.errors` (every error names the thing, the cause and the fix),
+:mod:`.paths` (the lab's folders, how a path is shown), :mod:`.toolchain` (cc, zig, go,
+abidiff, readelf, nm) and :mod:`.isolate` (whatever may crash, abort or hang runs in a child).
+Then one package per thing the lab does:
 
-Every name loads its module on first use (PEP 562), so ``import labkit`` costs little and
-needs no third-party package: a lesson that never touches gRPC or wasmtime never imports
-them, and ``python -m labkit doctor`` runs when one of them is missing.
+- :mod:`.build`: compile C (:func:`build_shared`) and Go (:func:`build_go`), cached.
+- :mod:`.inspect`: look inside a file without running it: ELF (:func:`read_elf`), a Go
+  binary's build information (:func:`go_info`), readelf and nm, ABI (:func:`abi_diff`).
+- :mod:`.diagnose`: will it load, and why not: glibc's loader and the Go runtime's rules
+  followed on the files (:func:`diagnose_load`, :func:`go_problems`), the verdict
+  (:func:`explain`).
+- :mod:`.inprocess`: plugins inside the host's process: dlopen by hand (:func:`load`), the C
+  plugin host (:class:`PluginHost`), Python entry points (:func:`transformers`), wasm
+  (:func:`load_wasm`).
+- :mod:`.rpc`: plugins in their own process, with hashicorp/go-plugin's protocol in both roles
+  (:func:`labkit.rpc.serve`, :class:`PluginClient`).
+- :mod:`.samples`: the samples of ``plugins/``, built and run (:func:`build_samples`,
+  :func:`build_go_samples`, :func:`build_rpc_samples`, :func:`build_wasm_sample`).
+- :mod:`.lab`: the notebooks' face: the command line, the doctor, the bench, the trade-off
+  table, widgets, cell magics and the exercises (:func:`check`).
+
+Notebooks import only what this module exports. Every name loads its module on first use
+(PEP 562), so ``import labkit`` costs little and needs no third-party package: a lesson that
+never touches gRPC or wasmtime never imports them, and ``python -m labkit doctor`` runs when
+one of them is missing.
 """
 
 from __future__ import annotations
@@ -26,25 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import rpc
-    from .abi import (
-        AbiReport,
-        Change,
-        Member,
-        StructLayout,
-        abi_diff,
-        compare_layouts,
-        struct_layout,
-    )
-    from .asan import AsanReport, asan_report
-    from .bench import chart as bench_chart
-    from .bench import run as run_bench
-    from .bench import table as bench_table
-    from .binutils import nm_dynamic, readelf_dynamic_symbols, readelf_header
-    from .build import Artifact, build_executable, build_shared, compile_c
-    from .choose import MODELS, Fit, ModelAdvisor, Recommendation, advise, tradeoffs
-    from .diagnose import Context, Problem, diagnose_load, find_library
-    from .doctor import report as doctor_report
-    from .elf import ElfInfo, Header, Section, Symbol, VersionNeed, peek, read_elf, read_soname
+    from .build.c import Artifact, build_executable, build_shared, compile_c
+    from .build.go import build_go
+    from .diagnose.goplugin import go_problems
+    from .diagnose.verdict import Verdict, explain
+    from .diagnose.why import Context, Problem, diagnose_load, find_library
     from .errors import (
         AbiToolError,
         BuildError,
@@ -60,14 +56,50 @@ if TYPE_CHECKING:
         ToolchainError,
         WasmTrapError,
     )
-    from .exercises import EXERCISES, Feedback, check
-    from .exercises import evaluate as evaluate_exercise
-    from .explain import Verdict, explain
-    from .figures import CPU_BUDGET, Figure, Measure, per_call
-    from .gobuild import build_go
-    from .gocheck import go_problems
-    from .goinfo import GoInfo, Module, go_info, is_go
-    from .gosamples import (
+    from .inprocess.dlopen import RTLD, Function, Library, c_string, is_mapped, load, load_fresh
+    from .inprocess.host import ENTRY_SYMBOL, Candidate, Plugin, PluginHost, plugin_id
+    from .inprocess.python import Installed, install_plugin, plugin_manager, transformers
+    from .inprocess.wasm import WasmPlugin, load_wasm
+    from .inprocess.wasm import shout as wasm_shout
+    from .inspect.abi import (
+        AbiReport,
+        Change,
+        Member,
+        StructLayout,
+        abi_diff,
+        compare_layouts,
+        struct_layout,
+    )
+    from .inspect.asan import AsanReport, asan_report
+    from .inspect.binutils import nm_dynamic, readelf_dynamic_symbols, readelf_header
+    from .inspect.elf import (
+        ElfInfo,
+        Header,
+        Section,
+        Symbol,
+        VersionNeed,
+        peek,
+        read_elf,
+        read_soname,
+    )
+    from .inspect.goinfo import GoInfo, Module, go_info, is_go
+    from .isolate import Outcome, run_program
+    from .isolate import run as run_isolated
+    from .lab.bench import chart as bench_chart
+    from .lab.bench import run as run_bench
+    from .lab.bench import table as bench_table
+    from .lab.choose import MODELS, Fit, ModelAdvisor, Recommendation, advise, tradeoffs
+    from .lab.doctor import report as doctor_report
+    from .lab.exercises import EXERCISES, Feedback, check
+    from .lab.exercises import evaluate as evaluate_exercise
+    from .lab.figures import CPU_BUDGET, Figure, Measure, per_call
+    from .lab.magics import load_ipython_extension
+    from .lab.notebooks import NotebookEntry, notebook_map, print_map
+    from .lab.widgets import PluginPanel
+    from .paths import LAB_ROOT, PLUGINS_C, PLUGINS_GO, PLUGINS_PY, show, tidy
+    from .rpc import PluginClient, parse_handshake
+    from .samples.c import SAMPLES, Sample, build_asan_samples, build_samples
+    from .samples.go import (
         GO_SAMPLES,
         build_go_samples,
         dlopen_trace,
@@ -75,16 +107,7 @@ if TYPE_CHECKING:
         host_report,
         run_go_host,
     )
-    from .host import ENTRY_SYMBOL, Candidate, Plugin, PluginHost, plugin_id
-    from .isolate import Outcome, run_program
-    from .isolate import run as run_isolated
-    from .lab import NotebookEntry, notebook_map, print_map
-    from .load import RTLD, Function, Library, c_string, is_mapped, load, load_fresh
-    from .magics import load_ipython_extension
-    from .paths import LAB_ROOT, PLUGINS_C, PLUGINS_GO, PLUGINS_PY, show, tidy
-    from .pyplugins import Installed, install_plugin, plugin_manager, transformers
-    from .rpc import PluginClient, parse_handshake
-    from .rpc.samples import (
+    from .samples.rpc import (
         FAULTS,
         build_rpc_samples,
         faulty_plugin,
@@ -92,134 +115,131 @@ if TYPE_CHECKING:
         response_headers,
         run_go_rpc_host,
     )
-    from .samples import SAMPLES, Sample, build_asan_samples, build_samples
-    from .wasm import WASM_PLUGIN, WasmPlugin, build_wasm_sample, load_wasm
-    from .wasm import shout as wasm_shout
-    from .widgets import PluginPanel
+    from .samples.wasm import WASM_PLUGIN, build_wasm_sample
 
 #: Each public name: the module that defines it and its name there (None: the module itself).
 _LAZY: dict[str, tuple[str, str | None]] = {
-    'AbiReport': ('.abi', 'AbiReport'),
+    'AbiReport': ('.inspect.abi', 'AbiReport'),
     'AbiToolError': ('.errors', 'AbiToolError'),
-    'Artifact': ('.build', 'Artifact'),
-    'AsanReport': ('.asan', 'AsanReport'),
+    'Artifact': ('.build.c', 'Artifact'),
+    'AsanReport': ('.inspect.asan', 'AsanReport'),
     'BuildError': ('.errors', 'BuildError'),
-    'CPU_BUDGET': ('.figures', 'CPU_BUDGET'),
-    'Candidate': ('.host', 'Candidate'),
-    'Change': ('.abi', 'Change'),
-    'Context': ('.diagnose', 'Context'),
-    'ENTRY_SYMBOL': ('.host', 'ENTRY_SYMBOL'),
-    'EXERCISES': ('.exercises', 'EXERCISES'),
+    'CPU_BUDGET': ('.lab.figures', 'CPU_BUDGET'),
+    'Candidate': ('.inprocess.host', 'Candidate'),
+    'Change': ('.inspect.abi', 'Change'),
+    'Context': ('.diagnose.why', 'Context'),
+    'ENTRY_SYMBOL': ('.inprocess.host', 'ENTRY_SYMBOL'),
+    'EXERCISES': ('.lab.exercises', 'EXERCISES'),
     'ElfError': ('.errors', 'ElfError'),
-    'ElfInfo': ('.elf', 'ElfInfo'),
-    'FAULTS': ('.rpc.samples', 'FAULTS'),
-    'Feedback': ('.exercises', 'Feedback'),
-    'Figure': ('.figures', 'Figure'),
-    'Fit': ('.choose', 'Fit'),
-    'Function': ('.load', 'Function'),
-    'GO_SAMPLES': ('.gosamples', 'GO_SAMPLES'),
-    'GoInfo': ('.goinfo', 'GoInfo'),
+    'ElfInfo': ('.inspect.elf', 'ElfInfo'),
+    'FAULTS': ('.samples.rpc', 'FAULTS'),
+    'Feedback': ('.lab.exercises', 'Feedback'),
+    'Figure': ('.lab.figures', 'Figure'),
+    'Fit': ('.lab.choose', 'Fit'),
+    'Function': ('.inprocess.dlopen', 'Function'),
+    'GO_SAMPLES': ('.samples.go', 'GO_SAMPLES'),
+    'GoInfo': ('.inspect.goinfo', 'GoInfo'),
     'HandshakeError': ('.errors', 'HandshakeError'),
-    'Header': ('.elf', 'Header'),
+    'Header': ('.inspect.elf', 'Header'),
     'InputError': ('.errors', 'InputError'),
-    'Installed': ('.pyplugins', 'Installed'),
+    'Installed': ('.inprocess.python', 'Installed'),
     'IsolationError': ('.errors', 'IsolationError'),
     'LAB_ROOT': ('.paths', 'LAB_ROOT'),
     'LabkitError': ('.errors', 'LabkitError'),
-    'Library': ('.load', 'Library'),
+    'Library': ('.inprocess.dlopen', 'Library'),
     'LoadError': ('.errors', 'LoadError'),
-    'MODELS': ('.choose', 'MODELS'),
-    'Measure': ('.figures', 'Measure'),
-    'Member': ('.abi', 'Member'),
-    'ModelAdvisor': ('.choose', 'ModelAdvisor'),
-    'Module': ('.goinfo', 'Module'),
-    'NotebookEntry': ('.lab', 'NotebookEntry'),
+    'MODELS': ('.lab.choose', 'MODELS'),
+    'Measure': ('.lab.figures', 'Measure'),
+    'Member': ('.inspect.abi', 'Member'),
+    'ModelAdvisor': ('.lab.choose', 'ModelAdvisor'),
+    'Module': ('.inspect.goinfo', 'Module'),
+    'NotebookEntry': ('.lab.notebooks', 'NotebookEntry'),
     'Outcome': ('.isolate', 'Outcome'),
     'PLUGINS_C': ('.paths', 'PLUGINS_C'),
     'PLUGINS_GO': ('.paths', 'PLUGINS_GO'),
     'PLUGINS_PY': ('.paths', 'PLUGINS_PY'),
-    'Plugin': ('.host', 'Plugin'),
+    'Plugin': ('.inprocess.host', 'Plugin'),
     'PluginClient': ('.rpc', 'PluginClient'),
     'PluginError': ('.errors', 'PluginError'),
-    'PluginHost': ('.host', 'PluginHost'),
-    'PluginPanel': ('.widgets', 'PluginPanel'),
-    'Problem': ('.diagnose', 'Problem'),
+    'PluginHost': ('.inprocess.host', 'PluginHost'),
+    'PluginPanel': ('.lab.widgets', 'PluginPanel'),
+    'Problem': ('.diagnose.why', 'Problem'),
     'RPCPluginError': ('.errors', 'RPCPluginError'),
-    'RTLD': ('.load', 'RTLD'),
-    'Recommendation': ('.choose', 'Recommendation'),
-    'SAMPLES': ('.samples', 'SAMPLES'),
-    'Sample': ('.samples', 'Sample'),
-    'Section': ('.elf', 'Section'),
-    'StructLayout': ('.abi', 'StructLayout'),
-    'Symbol': ('.elf', 'Symbol'),
+    'RTLD': ('.inprocess.dlopen', 'RTLD'),
+    'Recommendation': ('.lab.choose', 'Recommendation'),
+    'SAMPLES': ('.samples.c', 'SAMPLES'),
+    'Sample': ('.samples.c', 'Sample'),
+    'Section': ('.inspect.elf', 'Section'),
+    'StructLayout': ('.inspect.abi', 'StructLayout'),
+    'Symbol': ('.inspect.elf', 'Symbol'),
     'SymbolError': ('.errors', 'SymbolError'),
     'ToolchainError': ('.errors', 'ToolchainError'),
-    'Verdict': ('.explain', 'Verdict'),
-    'VersionNeed': ('.elf', 'VersionNeed'),
-    'WASM_PLUGIN': ('.wasm', 'WASM_PLUGIN'),
-    'WasmPlugin': ('.wasm', 'WasmPlugin'),
+    'Verdict': ('.diagnose.verdict', 'Verdict'),
+    'VersionNeed': ('.inspect.elf', 'VersionNeed'),
+    'WASM_PLUGIN': ('.samples.wasm', 'WASM_PLUGIN'),
+    'WasmPlugin': ('.inprocess.wasm', 'WasmPlugin'),
     'WasmTrapError': ('.errors', 'WasmTrapError'),
-    'abi_diff': ('.abi', 'abi_diff'),
-    'advise': ('.choose', 'advise'),
-    'asan_report': ('.asan', 'asan_report'),
-    'bench_chart': ('.bench', 'chart'),
-    'bench_table': ('.bench', 'table'),
-    'build_asan_samples': ('.samples', 'build_asan_samples'),
-    'build_executable': ('.build', 'build_executable'),
-    'build_go': ('.gobuild', 'build_go'),
-    'build_go_samples': ('.gosamples', 'build_go_samples'),
-    'build_rpc_samples': ('.rpc.samples', 'build_rpc_samples'),
-    'build_samples': ('.samples', 'build_samples'),
-    'build_shared': ('.build', 'build_shared'),
-    'build_wasm_sample': ('.wasm', 'build_wasm_sample'),
-    'c_string': ('.load', 'c_string'),
-    'check': ('.exercises', 'check'),
-    'compare_layouts': ('.abi', 'compare_layouts'),
-    'compile_c': ('.build', 'compile_c'),
-    'diagnose_load': ('.diagnose', 'diagnose_load'),
-    'dlopen_trace': ('.gosamples', 'dlopen_trace'),
-    'doctor_report': ('.doctor', 'report'),
-    'evaluate_exercise': ('.exercises', 'evaluate'),
-    'explain': ('.explain', 'explain'),
-    'faulty_plugin': ('.rpc.samples', 'faulty_plugin'),
-    'find_library': ('.diagnose', 'find_library'),
-    'go_info': ('.goinfo', 'go_info'),
-    'go_problems': ('.gocheck', 'go_problems'),
-    'go_said': ('.gosamples', 'go_said'),
-    'host_report': ('.gosamples', 'host_report'),
-    'install_plugin': ('.pyplugins', 'install_plugin'),
-    'is_go': ('.goinfo', 'is_go'),
-    'is_mapped': ('.load', 'is_mapped'),
-    'load': ('.load', 'load'),
-    'load_fresh': ('.load', 'load_fresh'),
-    'load_ipython_extension': ('.magics', 'load_ipython_extension'),
-    'load_wasm': ('.wasm', 'load_wasm'),
-    'nm_dynamic': ('.binutils', 'nm_dynamic'),
-    'notebook_map': ('.lab', 'notebook_map'),
+    'abi_diff': ('.inspect.abi', 'abi_diff'),
+    'advise': ('.lab.choose', 'advise'),
+    'asan_report': ('.inspect.asan', 'asan_report'),
+    'bench_chart': ('.lab.bench', 'chart'),
+    'bench_table': ('.lab.bench', 'table'),
+    'build_asan_samples': ('.samples.c', 'build_asan_samples'),
+    'build_executable': ('.build.c', 'build_executable'),
+    'build_go': ('.build.go', 'build_go'),
+    'build_go_samples': ('.samples.go', 'build_go_samples'),
+    'build_rpc_samples': ('.samples.rpc', 'build_rpc_samples'),
+    'build_samples': ('.samples.c', 'build_samples'),
+    'build_shared': ('.build.c', 'build_shared'),
+    'build_wasm_sample': ('.samples.wasm', 'build_wasm_sample'),
+    'c_string': ('.inprocess.dlopen', 'c_string'),
+    'check': ('.lab.exercises', 'check'),
+    'compare_layouts': ('.inspect.abi', 'compare_layouts'),
+    'compile_c': ('.build.c', 'compile_c'),
+    'diagnose_load': ('.diagnose.why', 'diagnose_load'),
+    'dlopen_trace': ('.samples.go', 'dlopen_trace'),
+    'doctor_report': ('.lab.doctor', 'report'),
+    'evaluate_exercise': ('.lab.exercises', 'evaluate'),
+    'explain': ('.diagnose.verdict', 'explain'),
+    'faulty_plugin': ('.samples.rpc', 'faulty_plugin'),
+    'find_library': ('.diagnose.why', 'find_library'),
+    'go_info': ('.inspect.goinfo', 'go_info'),
+    'go_problems': ('.diagnose.goplugin', 'go_problems'),
+    'go_said': ('.samples.go', 'go_said'),
+    'host_report': ('.samples.go', 'host_report'),
+    'install_plugin': ('.inprocess.python', 'install_plugin'),
+    'is_go': ('.inspect.goinfo', 'is_go'),
+    'is_mapped': ('.inprocess.dlopen', 'is_mapped'),
+    'load': ('.inprocess.dlopen', 'load'),
+    'load_fresh': ('.inprocess.dlopen', 'load_fresh'),
+    'load_ipython_extension': ('.lab.magics', 'load_ipython_extension'),
+    'load_wasm': ('.inprocess.wasm', 'load_wasm'),
+    'nm_dynamic': ('.inspect.binutils', 'nm_dynamic'),
+    'notebook_map': ('.lab.notebooks', 'notebook_map'),
     'parse_handshake': ('.rpc', 'parse_handshake'),
-    'peek': ('.elf', 'peek'),
-    'per_call': ('.figures', 'per_call'),
-    'plugin_id': ('.host', 'plugin_id'),
-    'plugin_manager': ('.pyplugins', 'plugin_manager'),
-    'print_map': ('.lab', 'print_map'),
-    'python_plugin': ('.rpc.samples', 'python_plugin'),
-    'read_elf': ('.elf', 'read_elf'),
-    'read_soname': ('.elf', 'read_soname'),
-    'readelf_dynamic_symbols': ('.binutils', 'readelf_dynamic_symbols'),
-    'readelf_header': ('.binutils', 'readelf_header'),
-    'response_headers': ('.rpc.samples', 'response_headers'),
+    'peek': ('.inspect.elf', 'peek'),
+    'per_call': ('.lab.figures', 'per_call'),
+    'plugin_id': ('.inprocess.host', 'plugin_id'),
+    'plugin_manager': ('.inprocess.python', 'plugin_manager'),
+    'print_map': ('.lab.notebooks', 'print_map'),
+    'python_plugin': ('.samples.rpc', 'python_plugin'),
+    'read_elf': ('.inspect.elf', 'read_elf'),
+    'read_soname': ('.inspect.elf', 'read_soname'),
+    'readelf_dynamic_symbols': ('.inspect.binutils', 'readelf_dynamic_symbols'),
+    'readelf_header': ('.inspect.binutils', 'readelf_header'),
+    'response_headers': ('.samples.rpc', 'response_headers'),
     'rpc': ('.rpc', None),
-    'run_bench': ('.bench', 'run'),
-    'run_go_host': ('.gosamples', 'run_go_host'),
-    'run_go_rpc_host': ('.rpc.samples', 'run_go_rpc_host'),
+    'run_bench': ('.lab.bench', 'run'),
+    'run_go_host': ('.samples.go', 'run_go_host'),
+    'run_go_rpc_host': ('.samples.rpc', 'run_go_rpc_host'),
     'run_isolated': ('.isolate', 'run'),
     'run_program': ('.isolate', 'run_program'),
     'show': ('.paths', 'show'),
-    'struct_layout': ('.abi', 'struct_layout'),
+    'struct_layout': ('.inspect.abi', 'struct_layout'),
     'tidy': ('.paths', 'tidy'),
-    'tradeoffs': ('.choose', 'tradeoffs'),
-    'transformers': ('.pyplugins', 'transformers'),
-    'wasm_shout': ('.wasm', 'shout'),
+    'tradeoffs': ('.lab.choose', 'tradeoffs'),
+    'transformers': ('.inprocess.python', 'transformers'),
+    'wasm_shout': ('.inprocess.wasm', 'shout'),
 }
 
 

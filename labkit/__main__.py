@@ -1,9 +1,9 @@
-"""``python -m labkit``: see :mod:`labkit.cli`."""
+"""``python -m labkit``: see :mod:`labkit.lab.cli`."""
 
 import os
 import sys
 
-from .cli import main
+from .lab.cli import main
 
 try:
     status = main()

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.abi import parse_report
-from labkit.host import api
+from labkit.inprocess.host import api
+from labkit.inspect.abi import parse_report
 from tests.conftest import run_cli
 
 OLD = """

@@ -15,7 +15,7 @@ import pytest
 import labkit
 from labkit import Figure
 from labkit.errors import IsolationError
-from labkit.nativebench import C_BENCH_HOST, _lines
+from labkit.lab.benchhosts import C_BENCH_HOST, _lines
 
 CALLS = [Figure.C_DLSYM, Figure.PY_CFFI, Figure.PY_CTYPES, Figure.GO_PLUGIN,
          Figure.PY_GO_CSHARED, Figure.GO_COMPILED_IN, Figure.GO_REGISTRY, Figure.PY_FUNCTION,
@@ -37,7 +37,7 @@ NATIVE = {Figure.C_DLSYM: "C", Figure.GO_PLUGIN: "Go", Figure.GO_COMPILED_IN: "G
 #: Go library was ever mapped into it: the Go side must run in child processes only.
 BENCH_THEN_MAPS = """\
 import sys
-from labkit.cli import main
+from labkit.lab.cli import main
 status = main(["bench", "--quick", "--json"])
 maps = open("/proc/self/maps").read()
 print("go mapped here:", "libshout.so" in maps or "adder.so" in maps, file=sys.stderr)

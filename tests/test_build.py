@@ -1,4 +1,4 @@
-"""labkit.build with real compilers: cc natively, zig cc for musl, aarch64 and wasm32."""
+"""labkit.build.c with real compilers: cc natively, zig cc for musl, aarch64 and wasm32."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.build import compile_c
+from labkit.build.c import compile_c
 
 from .conftest import HELLO_C
 

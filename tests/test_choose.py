@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import labkit
 from labkit import Figure
-from labkit.choose import C_SO, COMPILED_IN, GO_PLUGIN, ISOLATED, OTHER_LANGUAGES, RPC, WASM
-from labkit.figures import human
+from labkit.lab.choose import C_SO, COMPILED_IN, GO_PLUGIN, ISOLATED, OTHER_LANGUAGES, RPC, WASM
+from labkit.lab.figures import human
 
 #: Per-call costs of the size this machine measures, in each model's own host language.
 TYPICAL = {C_SO: 2.5e-9, GO_PLUGIN: 3e-9, WASM: 25e-9, RPC: 200e-6, COMPILED_IN: 2.5e-9}

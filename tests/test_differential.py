@@ -62,7 +62,7 @@ ZYGOTE = textwrap.dedent("""
         return ""
 
     def free():
-        from labkit.loader import Process
+        from labkit.diagnose.loader import Process
         return Process.current().tls.free
 
     labkit.explain(sys.executable)  # reads what every example needs (libc...) into the caches

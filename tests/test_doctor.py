@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.doctor import PACKAGES, _pins, _python, report
+from labkit.lab.doctor import PACKAGES, _pins, _python, report
 
 LAB = Path(__file__).resolve().parent.parent
 
@@ -127,8 +127,8 @@ def test_drop_toolchain_removes_one_release_from_the_module_cache(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The layout GOTOOLCHAIN leaves (read-only files, as the go command makes them): the
     release asked for goes, another stays."""
+    from labkit.lab.warm import drop_toolchain
     from labkit.toolchain import go_env
-    from labkit.warm import drop_toolchain
 
     monkeypatch.setenv("GOMODCACHE", str(tmp_path))
     host = go_env("GOHOSTOS", "GOHOSTARCH")

@@ -1,4 +1,4 @@
-"""labkit.elf against GNU readelf and nm on the same files, and on bad input."""
+"""labkit.inspect.elf against GNU readelf and nm on the same files, and on bad input."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit import binutils
-from labkit.dynamic import load_relocations, read_dynamic
+from labkit.inspect import binutils
+from labkit.inspect.dynamic import load_relocations, read_dynamic
 from labkit.toolchain import find_zig
 
 from .conftest import HELLO_C
@@ -253,7 +253,7 @@ def test_a_file_is_read_once_while_it_is_the_same_file(tmp_path: Path) -> None:
     file, or another file renamed over it, is read again."""
     import os
 
-    from labkit.elf import FileMemo
+    from labkit.inspect.elf import FileMemo
 
     memo: FileMemo[bytes] = FileMemo(limit=2)
     reads: list[Path] = []

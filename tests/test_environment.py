@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from labkit.doctor import _pins
+from labkit.lab.doctor import _pins
 
 LAB = Path(__file__).resolve().parent.parent
 

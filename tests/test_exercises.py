@@ -11,8 +11,8 @@ import pytest
 
 import labkit
 from labkit.errors import InputError
-from labkit.exercises import EXERCISES, forget_hints
-from labkit.magics import _go_module
+from labkit.lab.exercises import EXERCISES, forget_hints
+from labkit.lab.magics import _go_module
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.gosamples import GO_OTHER_TOOLCHAIN
-from labkit.progress import Progress
+from labkit.build.progress import Progress
+from labkit.samples.go import GO_OTHER_TOOLCHAIN
 from labkit.toolchain import find_go
 from tests.conftest import COUNT_OPENS, run_cli
 
@@ -94,7 +94,7 @@ def test_other_toolchain_kills_the_host_with_a_fatal_error(go_samples: dict[str,
 
 
 def test_release_skew_depends_on_the_pair() -> None:
-    from labkit.gocheck import _release_skew
+    from labkit.diagnose.goplugin import _release_skew
 
     assert "refuses it with \"plugin was built with a different version" in _release_skew("go1.27.0", "go1.27.3")
     assert "dies with \"fatal error: runtime: no plugin module data\"" in _release_skew("go1.26.0", "go1.27.3")

@@ -1,4 +1,4 @@
-"""labkit.host: discovery, self-validation and hot swap, with the real sample plugins and
+"""labkit.inprocess.host: discovery, self-validation and hot swap, with the real sample plugins and
 plugins built here; every sample is loaded (or refused) and its behaviour checked."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import labkit
-from labkit.loader import Process
-from labkit.statictls import StaticTls, glibc_version, surplus_size, tunables_of
+from labkit.diagnose.loader import Process
+from labkit.diagnose.statictls import StaticTls, glibc_version, surplus_size, tunables_of
 from tests.conftest import run_cli
 
 DEEP = "int deep(void) { return 3; }\n"
@@ -292,7 +292,7 @@ def test_the_tunable_moves_the_threshold_as_computed(workdir: Path, optional: in
     """A new process started with glibc.rtld.optional_static_tls=N: what its explain says is
     free fits, one byte more does not."""
     env = {"GLIBC_TUNABLES": f"glibc.rtld.optional_static_tls={optional}"}
-    free = int(labkit.run_isolated("from labkit.loader import Process\n"
+    free = int(labkit.run_isolated("from labkit.diagnose.loader import Process\n"
                                    "print(Process.current().tls.free)", env=env).stdout)
     assert free >= 1664 - 512 + optional - 64  # the surplus, less what the start used to round
     for size, loads in ((free, True), (free + 1, False)):

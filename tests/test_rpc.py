@@ -29,7 +29,8 @@ from labkit.rpc import (
     parse_handshake,
 )
 from labkit.rpc.hclog import format_line, parse_line
-from labkit.rpc.samples import (
+from labkit.rpc.stubs import generate_go
+from labkit.samples.rpc import (
     FAULTS,
     GOPLUGIN_MODULE,
     PY_TRANSFORMER,
@@ -40,7 +41,6 @@ from labkit.rpc.samples import (
     response_headers,
     run_go_rpc_host,
 )
-from labkit.rpc.stubs import generate_go
 from tests.conftest import run_cli
 
 
@@ -425,7 +425,7 @@ def test_the_exit_hook_leaves_nothing() -> None:
 def test_bench_rpc_reports_every_round_trip() -> None:
     """The floor first, each figure from the one bench harness: 5 batches of --calls calls,
     timed in Python but for go-plugin's own host, which times itself in Go."""
-    from labkit.bench import RPC_FIGURES
+    from labkit.lab.bench import RPC_FIGURES
 
     done = run_cli("bench", "rpc", "--calls", "20", "--json")
     assert done.returncode == 0, done.stderr

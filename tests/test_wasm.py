@@ -10,6 +10,7 @@ import pytest
 
 import labkit
 from labkit.errors import InputError, WasmTrapError
+from labkit.inprocess.wasm import DEFAULT_TIMEOUT
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_a_write_through_null_succeeds_in_wasm_and_crashes_natively(
 
 def test_every_call_has_a_limit(built: dict[str, labkit.Artifact]) -> None:
     plugin = labkit.load_wasm(built["wasm"])
-    assert (plugin.fuel, plugin.timeout) == (None, labkit.wasm.DEFAULT_TIMEOUT)
+    assert (plugin.fuel, plugin.timeout) == (None, DEFAULT_TIMEOUT)
     assert labkit.load_wasm(built["wasm"], fuel=1000).timeout is None  # fuel is a limit
     with pytest.raises(InputError, match=r"a wasm plugin needs a limit: with neither fuel nor a timeout"):
         labkit.load_wasm(built["wasm"], timeout=None)

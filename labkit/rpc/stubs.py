@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from .. import cache
+from ..build import cache
 from ..errors import BuildError, ToolchainError
 from ..paths import LAB_ROOT, PLUGINS_GO, PLUGINS_PROTO, tidy
 

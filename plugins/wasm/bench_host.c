@@ -18,7 +18,7 @@
  *   raw NS          the same through wasmtime_func_call_unchecked, raw values in and out
  *                   (what wasmtime's typed calls do; the caller vouches for the types)
  *   inside NS       one call of add_loop(LOOP) divided by LOOP: a call that stays in wasm
- * labkit/nativebench.py reads these lines.
+ * labkit/lab/benchhosts.py reads these lines.
  */
 #include <dlfcn.h>
 #include <stdint.h>

@@ -10,7 +10,7 @@
  * Prints one line per figure, nanoseconds measured with clock_gettime(CLOCK_MONOTONIC):
  *   call NS   nanoseconds per call, one line per batch
  *   open NS   one dlopen (RTLD_NOW | RTLD_LOCAL) of a COPY
- * labkit/nativebench.py reads these lines.
+ * labkit/lab/benchhosts.py reads these lines.
  */
 #include <dlfcn.h>
 #include <stdio.h>

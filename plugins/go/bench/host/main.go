@@ -17,7 +17,7 @@
 //	direct NS   per call of the compiled-in add, one line per batch
 //	registry NS per call of the compiled-in add through the registry's interface
 //
-// labkit/nativebench.py reads these lines. A runtime error exits with status 1.
+// labkit/lab/benchhosts.py reads these lines. A runtime error exits with status 1.
 package main
 
 import (

@@ -1,0 +1,252 @@
+"""Building Go code: programs, ``-buildmode=plugin`` and ``-buildmode=c-shared``, cached.
+
+:func:`build_go` runs ``go build`` on one package of a Go module (``plugins/go/`` by
+default) with control over what decides whether a plugin and its host fit together: the
+toolchain (``toolchain="go1.26.0"`` fetches that release from the Go module proxy once),
+``cgo``, ``trimpath``, build ``tags`` (``plugins/go/api`` uses the tag ``api_v2`` to select
+release 1.1 of the shared package) and a musl ``target`` built with ``zig cc``. Results are
+cached by content like C builds: the key covers every Go, C and module file of the module,
+the options and the toolchains, so a second build of the same thing is a file copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from . import cache
+from .c import Artifact, Kind
+from ..errors import BuildError, InputError
+from ..paths import PLUGINS_GO, show, tidy
+from .progress import Progress
+from ..toolchain import Tool, find_cc, find_go, find_zig
+
+#: Targets labkit builds Go for besides this machine (cgo through ``zig cc``).
+GO_TARGETS = ("x86_64-linux-musl",)
+
+#: A ``go build`` message, and the fix labkit suggests when it sees it.
+GO_BUILD_HINTS = (
+    ("requires external (cgo) linking, but cgo is not enabled",
+     "a Go plugin needs cgo: build with cgo=True (CGO_ENABLED=1) and a C compiler"),
+    ("does not implement", "the plugin no longer satisfies the shared interface: implement "
+     "the missing method, or build against the release of the shared package it was written for"),
+    ("dial tcp", "the go command needed the network (a module or toolchain is not in the Go "
+     "module cache): run `python -m labkit warm` once while online"),
+    ("lookup proxy.golang.org", "the go command needed the network (a module or toolchain is "
+     "not in the Go module cache): run `python -m labkit warm` once while online"),
+    ("C compiler", "cgo needs a C compiler: install gcc, or build with cgo=False"),
+    ("undefined:", "a name the code uses does not exist: check the spelling and the imports "
+     "(a build tag may have left its file out)"),
+)
+
+
+GoMode = Literal["exe", "plugin", "c-shared"]
+
+_MODES = ("exe", "plugin", "c-shared")
+_SOURCE_SUFFIXES = (".go", ".c", ".h", ".s", ".mod", ".sum")
+_BUILD_TIMEOUT = 900  # a cold musl build compiles musl's libc and the runtime: ~90 s here
+_PLAIN = {("CGO_ENABLED", "1"), ("GOTOOLCHAIN", "local")}
+_TOOLCHAIN = re.compile(r"go1\.\d+(\.\d+)?((rc|beta)\d+)?$")
+
+
+def build_go(
+    package: str,
+    name: str | None = None,
+    *,
+    mode: GoMode = "exe",
+    module: str | os.PathLike[str] = PLUGINS_GO,
+    cgo: bool = True,
+    trimpath: bool = False,
+    tags: Iterable[str] = (),
+    toolchain: str | None = None,
+    target: str | None = None,
+    as_files: bool = False,
+    out_dir: str | os.PathLike[str] = "build/go",
+) -> Artifact:
+    """Build one package of a Go module with ``go build -buildmode=MODE``.
+
+    Parameters:
+        package: the package's folder inside the module (``"greeter"``, ``"./host"``).
+        name: the output's base name, by default the folder's name. A plugin is written as
+            ``NAME.so``, a c-shared library as ``libNAME.so`` plus its header ``libNAME.h``,
+            a program as ``NAME``.
+        mode: ``"exe"``, ``"plugin"`` or ``"c-shared"``.
+        module: the folder holding ``go.mod`` (the lab's ``plugins/go`` by default).
+        cgo: ``CGO_ENABLED=1`` (the default; plugins need it) or ``0``.
+        trimpath: pass ``-trimpath`` (file paths removed from the binary).
+        tags: build tags (``-tags a,b``).
+        toolchain: a Go release such as ``"go1.26.0"`` instead of the pinned one; the go
+            command fetches it from the Go module proxy the first time (``GOTOOLCHAIN``).
+        target: ``None`` for this machine, or ``"x86_64-linux-musl"``: cgo through
+            ``zig cc``, a dynamically linked program for Alpine's musl.
+        as_files: name the package's source files (those without a ``//go:build`` line)
+            instead of the package, as ``go run`` does. A plugin built so has the plugin path
+            ``plugin/unnamed-HASH``, a hash of its sources and build ID, instead of its import
+            path: a rebuild of changed sources is then a new plugin to the Go runtime.
+        out_dir: where the named output goes.
+
+    A step longer than a second shows a progress line in a notebook. Raises
+    :class:`~labkit.errors.BuildError` with go's stderr when the build fails.
+    """
+    root, folder = _check(module, package, mode, toolchain, target)
+    tag_list = sorted({t.strip() for t in tags if t.strip()})
+    base = name or folder.name
+    filename = {"exe": base, "plugin": f"{base}.so", "c-shared": f"lib{base}.so"}[mode]
+    go = find_go()
+    c_tool: Tool | None = None
+    if cgo:
+        c_tool = find_zig() if target else find_cc()
+    args = ["build", f"-buildmode={mode}"]
+    if trimpath:
+        args.append("-trimpath")
+    if tag_list:
+        args.append(f"-tags={','.join(tag_list)}")
+    if target:
+        args.append("-ldflags=-extldflags=-dynamic")  # a musl program that needs ld-musl
+    env = _environment(cgo, toolchain, target, c_tool)
+    rel = "." if folder == root else "./" + folder.relative_to(root).as_posix()
+    if as_files:
+        rel = " ".join(f"{rel}/{f.name}" for f in sorted(folder.glob("*.go"))
+                       if not f.name.endswith("_test.go")
+                       and "//go:build" not in f.read_text(encoding="utf-8"))
+    key = _cache_key(root, rel, filename, args, env, go, c_tool, toolchain)
+    cached = cache.entry("go", key)
+    from_cache = (cached / filename).exists()
+    if not from_cache:
+        _run_go((*go.command, *args), rel, root, env, cached, filename, mode)
+    out = Path(out_dir) / filename
+    cache.install(cached / filename, out)
+    if mode == "c-shared":
+        cache.install(cached / filename.replace(".so", ".h"), out.with_suffix(".h"))
+    kind: Kind = "executable" if mode == "exe" else "shared"
+    return Artifact(out, kind, target or "native", _shown_command(env, args, filename, rel),
+                    key, from_cache)
+
+
+def _shown_command(
+    env: dict[str, str], args: list[str], filename: str, package: str
+) -> tuple[str, ...]:
+    """The command as a learner would type it: the settings that differ from a plain
+    ``go build`` first (``CGO_ENABLED=0 go build ...``), the tool by its short name."""
+    shown = [f"{k}={shlex.quote(tidy(v))}" for k, v in env.items()
+             if (k, v) not in _PLAIN and k not in ("CC", "GOFLAGS", "GOWORK")]
+    if "-target" in env.get("CC", ""):
+        shown.append("CC=" + shlex.quote("zig cc " + env["CC"].split(" cc ", 1)[1]))
+    return (*shown, "go", *args, "-o", filename, package)
+
+
+def _check(
+    module: str | os.PathLike[str], package: str, mode: str, toolchain: str | None,
+    target: str | None,
+) -> tuple[Path, Path]:
+    root = Path(module).resolve()
+    if not (root / "go.mod").is_file():
+        raise InputError(f"{show(root)!r} is not a Go module (no go.mod)", fix="pass module= "
+                         "the folder that holds go.mod", path=root)
+    if mode not in _MODES:
+        raise InputError(f"mode {mode!r} is not a -buildmode labkit builds",
+                         fix=f"use one of {', '.join(_MODES)}")
+    folder = (root / package).resolve()
+    if not folder.is_dir() or not any(folder.glob("*.go")):
+        choices = sorted(p.parent.relative_to(root).as_posix() for p in root.glob("*/*.go"))
+        raise InputError(
+            f"no Go package {package!r} in {show(root)!r}", fix=f"use one of "
+            f"{', '.join(dict.fromkeys(choices))}", path=folder,
+        )
+    if root not in folder.parents and folder != root:
+        raise InputError(f"{package!r} is outside the module {show(root)!r}",
+                         fix="name a package folder inside the module", path=folder)
+    if toolchain is not None and not _TOOLCHAIN.match(toolchain):
+        raise InputError(f"toolchain {toolchain!r} does not name a Go release",
+                         fix="name one such as 'go1.26.0'")
+    if target is not None and target not in GO_TARGETS:
+        raise InputError(f"unknown target {target!r}",
+                         fix=f"use target=None for this machine, or one of "
+                         f"{', '.join(GO_TARGETS)}")
+    return root, folder
+
+
+def _environment(
+    cgo: bool, toolchain: str | None, target: str | None, c_tool: Tool | None
+) -> dict[str, str]:
+    env = {
+        "CGO_ENABLED": "1" if cgo else "0",
+        "GOTOOLCHAIN": toolchain or "local",
+        "GOFLAGS": "-buildvcs=false",
+        "GOWORK": "off",
+    }
+    if c_tool is not None:
+        if target:
+            env["CC"] = " ".join([*c_tool.command, "cc", "-target", target])
+        else:
+            env["CC"] = c_tool.command[0]
+    return env
+
+
+def _cache_key(
+    root: Path, package: str, filename: str, args: list[str], env: dict[str, str],
+    go: Tool, c_tool: Tool | None, toolchain: str | None,
+) -> str:
+    files = {path.relative_to(root).as_posix(): cache.file_digest(path)
+             for path in module_files(root)}
+    return cache.key(files, package, filename, args, env, go.identity,
+                     c_tool.identity if c_tool else None, toolchain)
+
+
+def module_files(root: Path) -> list[Path]:
+    """The files of the Go module at ``root`` that can change a build, without nested
+    modules."""
+    return cache.source_files(root, _SOURCE_SUFFIXES, nested_marker="go.mod")
+
+
+def _run_go(
+    command: tuple[str, ...], package: str, root: Path, env: dict[str, str], cached: Path,
+    filename: str, mode: str,
+) -> None:
+    child_env = {**os.environ, **env}
+    child_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
+                                         child_env.get("PATH", "")])
+    with cache.workspace() as work:
+        staged = work / "out"
+        staged.mkdir()
+        argv = [*command, "-o", str(staged / filename), *package.split()]
+        with Progress(f"go build -buildmode={mode} {package}") as progress, subprocess.Popen(
+            argv, cwd=root, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        ) as proc:
+            stdout, stderr = "", ""
+            while True:
+                try:
+                    stdout, stderr = proc.communicate(timeout=0.25)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress.tick()
+                    if progress.elapsed > _BUILD_TIMEOUT:
+                        proc.kill()
+                        stdout, stderr = proc.communicate()
+                        stderr += f"\n(labkit stopped go build after {_BUILD_TIMEOUT} s)"
+                        break
+        if proc.returncode != 0:
+            raise _failure(command, package, proc.returncode, stderr or stdout, env)
+        cache.publish(staged, cached, cached / filename)
+
+
+def _failure(
+    command: tuple[str, ...], package: str, code: int, stderr: str, env: dict[str, str]
+) -> BuildError:
+    shown = tidy(stderr).strip()
+    without_headers = "\n".join(line for line in shown.splitlines() if not line.startswith("#"))
+    diagnosis, fix = cache.hint(stderr, without_headers, GO_BUILD_HINTS,
+                                "correct the Go source at the line go names above", "")
+    settings = " ".join(f"{k}={v}" for k, v in env.items() if k in ("CGO_ENABLED", "GOTOOLCHAIN"))
+    words = ["go", *command[1:], package]
+    message = (f"go build could not build {package!r} (exit status {code}; {settings}).\n"
+               f"{shown}")
+    return BuildError(message, fix=fix, source=package, command=words, returncode=code,
+                      stderr=stderr, diagnosis=diagnosis)
