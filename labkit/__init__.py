@@ -30,8 +30,6 @@ one of them is missing.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -258,21 +256,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
-
-
-class _Labkit(types.ModuleType):
-    """The package's module type: importing a submodule binds it on its package, and
-    ``labkit.explain`` and ``labkit.load`` are the functions, not their modules of the same
-    name. A submodule bound under a public name is replaced by that name's value."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        entry = _LAZY.get(name)
-        if isinstance(value, types.ModuleType) and entry is not None and entry[1] is not None:
-            value = getattr(value, entry[1])
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Labkit
 
 
 __all__ = [

@@ -15,7 +15,7 @@ import pytest
 import labkit
 from labkit import Figure
 from labkit.errors import IsolationError
-from labkit.lab.benchhosts import C_BENCH_HOST, _lines
+from labkit.lab.benchhosts import C_BENCH_HOST, host_lines
 
 CALLS = [Figure.C_DLSYM, Figure.PY_CFFI, Figure.PY_CTYPES, Figure.GO_PLUGIN,
          Figure.PY_GO_CSHARED, Figure.GO_COMPILED_IN, Figure.GO_REGISTRY, Figure.PY_FUNCTION,
@@ -117,7 +117,7 @@ def test_a_bench_host_that_fails_says_which_and_why(tmp_path: Path) -> None:
     host = labkit.build_executable(C_BENCH_HOST, "c-bench-host", out_dir=tmp_path, libs=["dl"])
     with pytest.raises(IsolationError, match=r"(?s)'c-bench-host' failed: the child exited "
                                              r"with status 1.*missing\.so"):
-        _lines([host.path, tmp_path / "missing.so", "add", 10, 1])
+        host_lines([host.path, tmp_path / "missing.so", "add", 10, 1])
 
 
 def test_per_call_interleaves_batches_and_keeps_each_call_s_best() -> None:

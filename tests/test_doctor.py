@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit.lab.doctor import PACKAGES, _pins, _python, report
+from labkit.lab.doctor import PACKAGES, pinned_packages, python_check, report
 
 LAB = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def test_doctor_runs_and_names_the_fix_when_a_package_cannot_be_imported(package
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"[MISSING] {package} " in proc.stdout
     assert f"Python cannot import {module!r}" in proc.stdout
-    assert f"pip install {package}=={_pins()[package]}`" in proc.stdout
+    assert f"pip install {package}=={pinned_packages()[package]}`" in proc.stdout
     assert proc.stdout.rstrip().endswith(f"checks failed: {package}.")
 
 
@@ -110,7 +110,7 @@ def test_warm_builds_what_binder_pre_builds() -> None:
 def test_python_versions(version: tuple[int, int, int], mark: str, ok: bool) -> None:
     """Tested versions pass, an untested newer one passes with a note, an older one fails;
     the line reads the same on every tested version (nbval sanitizes the version)."""
-    check = _python(version)
+    check = python_check(version)
     assert check.ok is ok and check.name == "python"
     text = report([check])
     assert text.splitlines()[1].startswith(f"  [{mark:7}] python  Python {'.'.join(map(str, version))}")

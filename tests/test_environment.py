@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from labkit.lab.doctor import _pins
+from labkit.lab.doctor import pinned_packages
 
 LAB = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def test_make_installs_exactly_the_pip_section(tmp_path: Path) -> None:
     out = subprocess.run(["awk", awk[1], str(LAB / "environment.yml")], capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == pip_lines()
-    assert {k: v for k, v in (x.lower().split("==") for x in out)} == _pins()
+    assert {k: v for k, v in (x.lower().split("==") for x in out)} == pinned_packages()
 
 
 def test_binder_environment_is_the_same_file() -> None:

@@ -12,7 +12,7 @@ import pytest
 import labkit
 from labkit.errors import InputError
 from labkit.lab.exercises import EXERCISES, forget_hints
-from labkit.lab.magics import _go_module
+from labkit.lab.magics import go_cell_module
 
 
 @pytest.fixture(autouse=True)
@@ -400,7 +400,7 @@ def test_05_the_go_judges_run_the_host_they_are_given(workdir: Path) -> None:
 
 def test_05_3_a_go_plugin_that_reverses(workdir: Path) -> None:
     def build(name: str, source: str) -> labkit.Artifact:
-        return labkit.build_go(".", name, mode="plugin", module=_go_module(name, source),
+        return labkit.build_go(".", name, mode="plugin", module=go_cell_module(name, source),
                                out_dir="build")
 
     passes("05.3", build("gorev", GO_REVERSE))
@@ -490,7 +490,7 @@ func main() {
 
 
 def program(name: str, source: str) -> labkit.Artifact:
-    return labkit.build_go(".", name, module=_go_module(name, source), out_dir="build")
+    return labkit.build_go(".", name, module=go_cell_module(name, source), out_dir="build")
 
 
 def test_07_1_a_second_trim(workdir: Path) -> None:

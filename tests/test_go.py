@@ -94,10 +94,10 @@ def test_other_toolchain_kills_the_host_with_a_fatal_error(go_samples: dict[str,
 
 
 def test_release_skew_depends_on_the_pair() -> None:
-    from labkit.diagnose.goplugin import _release_skew
+    from labkit.diagnose.goplugin import release_skew
 
-    assert "refuses it with \"plugin was built with a different version" in _release_skew("go1.27.0", "go1.27.3")
-    assert "dies with \"fatal error: runtime: no plugin module data\"" in _release_skew("go1.26.0", "go1.27.3")
+    assert "refuses it with \"plugin was built with a different version" in release_skew("go1.27.0", "go1.27.3")
+    assert "dies with \"fatal error: runtime: no plugin module data\"" in release_skew("go1.26.0", "go1.27.3")
 
 
 def test_a_plugin_init_runs_only_after_plugin_opens_checks(go_samples: dict[str, Path]) -> None:

@@ -38,10 +38,17 @@ def test_every_name_of_all_resolves() -> None:
     assert set(labkit.__all__) <= set(dir(labkit))
 
 
-def test_explain_and_load_stay_functions_after_their_modules_load() -> None:
-    said = child("import labkit, labkit.diagnose.verdict, labkit.inprocess.dlopen\n"
-                 "print(callable(labkit.explain), type(labkit.load).__name__)")
-    assert said == "True function"
+def test_importing_every_module_leaves_every_public_name_as_it_was() -> None:
+    """Importing ``labkit.X`` binds ``X`` on the package: no module may share a public name
+    (``labkit.explain`` and ``labkit.load`` are functions)."""
+    said = child("import importlib, pkgutil, labkit\n"
+                 "for m in pkgutil.walk_packages(labkit.__path__, 'labkit.'):\n"
+                 "    if m.name != 'labkit.__main__': importlib.import_module(m.name)\n"
+                 "wrong = [n for n, (mod, attr) in labkit._LAZY.items() if getattr(labkit, n) is not\n"
+                 "         (getattr(importlib.import_module(mod, 'labkit'), attr) if attr else\n"
+                 "          importlib.import_module(mod, 'labkit'))]\n"
+                 "print(wrong, callable(labkit.explain), type(labkit.load).__name__)")
+    assert said == "[] True function"
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
@@ -66,6 +73,20 @@ def test_no_module_reaches_into_another_s_private_names() -> None:
                 reaching += [f"{path.name}: from {'.' * node.level}{node.module} import "
                              f"{alias.name}" for alias in node.names
                              if alias.name.startswith("_") and alias.name != "__version__"]
+    assert reaching == []
+
+
+def test_no_test_imports_a_private_name_of_labkit() -> None:
+    """The tests use labkit's public names, so that they test what a caller can rely on."""
+    import ast
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    reaching = [f"{path.name}: from {node.module} import {alias.name}"
+                for path in sorted(tests.rglob("*.py"))
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labkit")
+                for alias in node.names if alias.name.startswith("_")]
     assert reaching == []
 
 

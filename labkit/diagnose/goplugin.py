@@ -11,7 +11,7 @@ in the two binaries before anything runs (Go's ``runtime/plugin.go`` and
 - the host does not import ``plugin`` at all, or the file is not a ``-buildmode=plugin``
   plugin: the runtime finds no plugin module data and throws a fatal error;
 - the two were built by different Go releases: the host refuses the plugin, or dies when its
-  runtime cannot read the plugin's module data (see :func:`_release_skew`);
+  runtime cannot read the plugin's module data (see :func:`release_skew`);
 - a package linked into both was compiled differently (its source, a build tag,
   ``-trimpath``...): "plugin was built with a different version of package X", for the first
   such package in the plugin's link order.
@@ -64,7 +64,7 @@ def go_problems(plugin: GoInfo, host: GoInfo | None, host_elf: ElfInfo | None) -
             "go-toolchain",
             f"the plugin was built by {plugin.go_version}, the host by {host.go_version}: "
             "Go opens plugins from the exact same toolchain only, and what another release "
-            f"does depends on the pair. {_release_skew(plugin.go_version, host.go_version)}",
+            f"does depends on the pair. {release_skew(plugin.go_version, host.go_version)}",
             f"rebuild the plugin with the host's toolchain, {host.go_version}, and the "
             "host's build flags",
         )]
@@ -151,7 +151,7 @@ def _setting(key: str, value: str | None) -> str:
     return f"{key}={value}"
 
 
-def _release_skew(plugin: str, host: str) -> str:
+def release_skew(plugin: str, host: str) -> str:
     """What a plugin from Go release ``plugin`` most likely does in a host from ``host``.
 
     The plugin's ``.init_array`` hands its module data to the host's runtime, which reads it

@@ -97,11 +97,11 @@ def native_figures(hosts: NativeHosts, c_library: Path, rpc: RpcSamples, sizes: 
         copy = work / f"{i}-{c_library.name}"
         shutil.copy2(c_library, copy)
         copies.append(copy)
-    c = _lines([hosts.c_host.path, c_library, "add", n, r, *copies])
+    c = host_lines([hosts.c_host.path, c_library, "add", n, r, *copies])
     wasm = _wasm(hosts, sizes)
-    go = _lines([hosts.go_host.path, "-calls", n, "-repeats", r, hosts.go_plugin.path])
+    go = host_lines([hosts.go_host.path, "-calls", n, "-repeats", r, hosts.go_plugin.path])
     for _ in range(sizes.starts - 1):  # plugin.Open once per process: more processes
-        go["open"] += _lines([hosts.go_host.path, "-calls", 1, "-repeats", 0,
+        go["open"] += host_lines([hosts.go_host.path, "-calls", 1, "-repeats", 0,
                               hosts.go_plugin.path])["open"]
     rpc_calls, rpc_starts = go_rpc(rpc, sizes.rpc_calls, sizes.repeats, sizes.starts)
     calls = [
@@ -127,7 +127,7 @@ def _wasm(hosts: NativeHosts, sizes: Sizes) -> dict[str, list[float]]:
     """The wasmtime C host, after checking that it declares wasmtime's structures as
     wasmtime-py's bindings of the same library do."""
     library = Path(_ffi.filename)
-    found = _lines([hosts.wasm_host.path, library, hosts.wasm_module.path, sizes.wasm_calls,
+    found = host_lines([hosts.wasm_host.path, library, hosts.wasm_module.path, sizes.wasm_calls,
                     sizes.repeats, sizes.calls, sizes.starts * 5], layout=True)
     expected = [ctypes.sizeof(t) for t in (_bindings.wasmtime_extern_t,
                                            _bindings.wasmtime_val_t,
@@ -166,7 +166,7 @@ def go_rpc(rpc: RpcSamples, calls: int, repeats: int, starts: int
     return per_batch, started
 
 
-def _lines(argv: Sequence[object], *, layout: bool = False) -> defaultdict[str, list[float]]:
+def host_lines(argv: Sequence[object], *, layout: bool = False) -> defaultdict[str, list[float]]:
     """Run a host; its ``KEY NANOSECONDS`` lines by key, in seconds (``layout`` in bytes)."""
     outcome = run_program([os.fspath(a) if isinstance(a, Path) else str(a) for a in argv],
                           timeout=_TIMEOUT)

@@ -49,9 +49,9 @@ class Check:
 
 def run_checks() -> list[Check]:
     """Every check, in the order the table shows them."""
-    checks = [_python()]
+    checks = [python_check()]
     checks += [_tool_check(label, probe) for label, probe in _TOOLS]
-    checks += [_package(name, pins) for pins in [_pins()] for name in PACKAGES]
+    checks += [_package(name, pins) for pins in [pinned_packages()] for name in PACKAGES]
     return checks
 
 
@@ -86,7 +86,7 @@ def main() -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
-def _python(version_info: tuple[int, ...] = tuple(sys.version_info[:3])) -> Check:
+def python_check(version_info: tuple[int, ...] = tuple(sys.version_info[:3])) -> Check:
     """Python: a tested version passes, a newer untested one passes with a warning, one older
     than labkit's oldest (3.11) fails."""
     version = ".".join(map(str, version_info[:3]))
@@ -170,7 +170,7 @@ def _package(name: str, pins: dict[str, str]) -> Check:
     return Check(name, True, version)
 
 
-def _pins() -> dict[str, str]:
+def pinned_packages() -> dict[str, str]:
     """The ``name==version`` pins of environment.yml's pip section, if the file is here."""
     try:
         text = (LAB_ROOT / "environment.yml").read_text()

@@ -77,7 +77,7 @@ class PluginMagics(Magics):
         """Build the cell's Go ``package main`` with ``-buildmode=MODE`` into ``build/``."""
         args = parse_argstring(self.goplugin, line)
         name = _check_name(args.name, "goplugin")
-        module = _go_module(name, cell)
+        module = go_cell_module(name, cell)
         try:
             artifact = build_go(".", name, mode=args.mode, module=module, out_dir="build")
         except BuildError as exc:
@@ -134,7 +134,7 @@ def _load(artifact: Artifact, magic: str) -> Library:
         raise UsageError(f"%%{magic}: built {artifact} but could not load it: {exc}") from None
 
 
-def _go_module(name: str, source: str) -> Path:
+def go_cell_module(name: str, source: str) -> Path:
     """A Go module of its own for the cell (``build/gocells/NAME``) that can import the lab's
     module ``pluginlab`` from ``plugins/go``."""
     folder = Path("build") / "gocells" / name
