@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AbiToolError, InputError
 from ..paths import show
 from ..toolchain import find_tool
-from .elf import read_elf
+from .elf import read_elf, section_named
 
 if TYPE_CHECKING:
     import pandas
@@ -164,7 +164,7 @@ def written_in_c(path: str | os.PathLike[str]) -> bool:
 
     with open(path, "rb") as f:
         elf = ELFFile(f)
-        if elf.get_section_by_name(".debug_info") is None:
+        if section_named(elf, ".debug_info") is None:
             return False
         languages = set()
         for cu in elf.get_dwarf_info().iter_CUs():
@@ -316,7 +316,7 @@ def struct_layout(path: str | os.PathLike[str], name: str) -> StructLayout:
     p = read_elf(path).path
     with open(p, "rb") as f:
         elf = ELFFile(f)
-        if elf.get_section_by_name(".debug_info") is None:
+        if section_named(elf, ".debug_info") is None:
             raise InputError(
                 f"{show(p)!r} has no DWARF debug information, so its struct layouts are "
                 "unknown", fix="build it with -g (labkit's builds do)", path=p,

@@ -27,6 +27,8 @@ from .elf import (
     interpreter_and_tls,
     open_binary,
     read_elf,
+    section_named,
+    sections_of,
 )
 
 #: Dynamic relocations that place a TLS block in static TLS, by machine: "tpoff" (the
@@ -94,7 +96,7 @@ def read_dynamic(path: str | os.PathLike[str]) -> Dynamic:
             elf = ELFFile(f)
             interpreter, tls = interpreter_and_tls(elf)
             dynamic = DynamicTags()
-            for sec in elf.iter_sections(type="SHT_DYNAMIC"):
+            for sec in sections_of(elf, "SHT_DYNAMIC"):
                 if isinstance(sec, DynamicSection):
                     dynamic.read(sec)
             return Dynamic(
@@ -123,14 +125,14 @@ def load_relocations(path: str | os.PathLike[str]) -> tuple[Relocation, ...]:
         with open_binary(p) as f:
             elf = ELFFile(f)
             kinds = TLS_RELOCATIONS.get(str(elf["e_machine"]), {})
-            dynsym: Any = elf.get_section_by_name(".dynsym")  # a SymbolTableSection
-            if dynsym is None:
+            named_dynsym = section_named(elf, ".dynsym")
+            if named_dynsym is None:
                 return ()
-            link = elf.get_section_index(".dynsym")
+            link, dynsym = named_dynsym  # a SymbolTableSection
             found: list[Relocation] = []
             named: set[int] = set()
-            for sec in elf.iter_sections():
-                if sec["sh_type"] not in ("SHT_RELA", "SHT_REL") or sec["sh_link"] != link:
+            for sec in sections_of(elf, "SHT_RELA", "SHT_REL"):
+                if sec["sh_link"] != link:
                     continue
                 for kind_number, index in _relocation_entries(elf, sec):
                     kind = kinds.get(kind_number)

@@ -387,13 +387,40 @@ def read_soname(path: str | os.PathLike[str]) -> str | None:
     p = check_complete(path).path
     try:
         with open_binary(p) as f:
-            for sec in ELFFile(f).iter_sections(type="SHT_DYNAMIC"):
+            for sec in sections_of(ELFFile(f), "SHT_DYNAMIC"):
                 if isinstance(sec, DynamicSection):
                     tag: Any  # pyelftools sets .soname at run time
                     for tag in sec.iter_tags("DT_SONAME"):
                         return str(tag.soname)
     except (ELFError, ELFParseError, struct.error, ValueError) as exc:
         raise damaged(p, exc) from exc
+    return None
+
+
+def section_headers(elf: Any) -> Iterator[tuple[int, str, Any]]:
+    """Each section of ``elf`` (a pyelftools ``ELFFile``) as its index, name and header, without
+    building the section: pyelftools builds every section whenever it iterates or looks one up
+    by name, and builds a hash section by parsing its whole table, which in a Go plugin costs
+    more than all the rest."""
+    for index in range(elf.num_sections()):
+        header = elf._get_section_header(index)
+        yield index, elf._get_section_name(header), header
+
+
+def sections_of(elf: Any, *types: str) -> Iterator[Any]:
+    """The sections of ``elf`` whose type is one of ``types`` (``"SHT_DYNAMIC"``), built one by
+    one; the others are only their headers (see :func:`section_headers`)."""
+    for index, _, header in section_headers(elf):
+        if header["sh_type"] in types:
+            yield elf.get_section(index)
+
+
+def section_named(elf: Any, name: str) -> tuple[int, Any] | None:
+    """The index and section of ``elf`` called ``name`` (the first), or None; only that section
+    is built."""
+    for index, found, _ in section_headers(elf):
+        if found == name:
+            return index, elf.get_section(index)
     return None
 
 
@@ -488,6 +515,10 @@ def _check_magic(p: Path, head: bytes) -> None:
         )
 
 
+#: The sections :func:`read_elf` reads beyond their headers.
+_READ_WHOLE = ("SHT_DYNAMIC", "SHT_GNU_versym", "SHT_GNU_verneed", "SHT_GNU_verdef")
+
+
 def _parse(p: Path, f: Any) -> ElfInfo:
     from elftools.elf.dynamic import DynamicSection
     from elftools.elf.elffile import ELFFile
@@ -498,11 +529,14 @@ def _parse(p: Path, f: Any) -> ElfInfo:
     dynamic = DynamicTags()
     versym = verneed = verdef = None
     sections: list[Section] = []
-    for sec in elf.iter_sections():
+    for index, name, header in section_headers(elf):
         sections.append(
-            Section(sec.name, str(sec["sh_type"]).removeprefix("SHT_"),
-                    _section_flags(sec["sh_flags"]), sec["sh_size"])
+            Section(name, str(header["sh_type"]).removeprefix("SHT_"),
+                    _section_flags(header["sh_flags"]), header["sh_size"])
         )
+        if header["sh_type"] not in _READ_WHOLE:
+            continue
+        sec = elf.get_section(index)
         if isinstance(sec, DynamicSection):
             dynamic.read(sec)
         elif isinstance(sec, GNUVerSymSection):
@@ -616,7 +650,7 @@ def _dynamic_symbols(elf: Any, versym: Any, names: dict[int, str]) -> Iterator[S
                                                         ENUM_ST_VISIBILITY))
     order = "<" if elf.little_endian else ">"
     versions = versym.data() if versym is not None else b""
-    for table in elf.iter_sections(type="SHT_DYNSYM"):
+    for table in sections_of(elf, "SHT_DYNSYM"):
         for index, name, info, other, shndx, _, sym_size in raw_symbols(elf, table):
             kind = types.get(info & 0xF, str(info & 0xF))
             version, default, hidden = None, False, False

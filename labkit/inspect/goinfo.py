@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ElfError
 from ..paths import existing_file, show
-from .elf import FileMemo, check_complete, open_binary, raw_symbols
+from .elf import FileMemo, check_complete, open_binary, raw_symbols, section_named
 
 #: The 14 bytes that open the build information block (``debug/buildinfo``).
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
@@ -141,7 +141,8 @@ def _buildinfo_blob(p: Path) -> bytes | None:
     with open_binary(p) as f:
         try:
             elf = ELFFile(f)
-            section = elf.get_section_by_name(".go.buildinfo")
+            named = section_named(elf, ".go.buildinfo")
+            section = named[1] if named is not None else None
         except Exception:  # a damaged file: fall back to the scan below
             section = None
         if section is not None:
@@ -247,7 +248,8 @@ def _fingerprints(p: Path) -> tuple[dict[str, str], str, bool]:
 
     with open_binary(p) as f:
         elf = ELFFile(f)
-        table = elf.get_section_by_name(".symtab")
+        named = section_named(elf, ".symtab")
+        table = named[1] if named is not None else None
         if not isinstance(table, SymbolTableSection):
             return {}, "", True
         plugin_path = ""

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...build.c import build_shared
 from ...inprocess.dlopen import RTLD, load_fresh
-from ...inspect.elf import read_elf
+from ...inspect.elf import read_elf, sections_of
 from ...isolate import run as run_isolated
 from ...paths import tidy
 from .framework import Exercise, RefusedError
@@ -29,7 +29,7 @@ def binds_now(path: Path) -> bool:
     from elftools.elf.elffile import ELFFile
 
     with open(path, "rb") as f:
-        for section in ELFFile(f).iter_sections():
+        for section in sections_of(ELFFile(f), "SHT_DYNAMIC"):
             if not isinstance(section, DynamicSection):
                 continue
             for tag in section.iter_tags():
