@@ -1,4 +1,5 @@
-"""WebAssembly plugins: C built for wasm32 with ``zig cc``, run in-process by wasmtime.
+"""WebAssembly plugins (the sample is built by :mod:`labkit.samples.wasm`), run in-process by
+wasmtime.
 
 A wasm plugin runs inside the host's process, yet cannot crash it: every memory access is
 checked against the plugin's own linear memory, and a bad one becomes a *trap*, an error
@@ -22,7 +23,6 @@ import wasmtime
 from ..errors import InputError, WasmTrapError
 from ..paths import existing_file, show
 
-#: The sample wasm plugin: add, shout (bytes in linear memory), and bugs: peek, poke, spin.
 #: The time limit of a call when neither fuel nor a timeout is given: a call that never
 #: returns would otherwise hang the notebook's kernel for good.
 DEFAULT_TIMEOUT = 10.0

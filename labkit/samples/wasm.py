@@ -7,6 +7,7 @@ import os
 from ..build.c import Artifact, build_shared
 from ..paths import PLUGINS_WASM
 
+#: The sample wasm plugin: add, shout (bytes in linear memory), and bugs: peek, poke, spin.
 WASM_PLUGIN = PLUGINS_WASM / "transform.c"
 
 
