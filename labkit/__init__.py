@@ -69,7 +69,7 @@ if TYPE_CHECKING:
         struct_layout,
     )
     from .inspect.asan import AsanReport, asan_report
-    from .inspect.binutils import nm_dynamic, readelf_dynamic_symbols, readelf_header
+    from .inspect.binutils import demangle, nm_dynamic, readelf_dynamic_symbols, readelf_header
     from .inspect.elf import (
         ElfInfo,
         Header,
@@ -213,6 +213,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'load_ipython_extension': ('.lab.magics', 'load_ipython_extension'),
     'load_wasm': ('.inprocess.wasm', 'load_wasm'),
     'nm_dynamic': ('.inspect.binutils', 'nm_dynamic'),
+    'demangle': ('.inspect.binutils', 'demangle'),
     'notebook_map': ('.lab.notebooks', 'notebook_map'),
     'parse_handshake': ('.rpc', 'parse_handshake'),
     'peek': ('.inspect.elf', 'peek'),
@@ -336,6 +337,7 @@ __all__ = [
     "check",
     "compare_layouts",
     "compile_c",
+    "demangle",
     "diagnose_load",
     "dlopen_trace",
     "doctor_report",

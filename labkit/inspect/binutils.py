@@ -1,4 +1,4 @@
-"""What the standard tools say: GNU readelf and nm, run for real and parsed.
+"""What the standard tools say: GNU readelf, nm and c++filt, run for real and parsed.
 
 The notebooks show these beside labkit's own view, and the tests check labkit's ELF reader
 against them (the way pyelftools checks its readelf against GNU readelf).
@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import ToolchainError
-from ..toolchain import find_tool
+from ..toolchain import FIXES, find_tool
 
 _NAME_VERSION = re.compile(r"^(?P<name>[^@\s]+)(?:(?P<sep>@@?)(?P<version>\S+))?(?: \(\d+\))?$")
 
@@ -27,6 +28,29 @@ class ReadelfSymbol:
     visibility: str
     defined: bool
     version: str | None
+
+
+def demangle(names: Iterable[str]) -> dict[str, str]:
+    """Each C++ name (``_Z...``, the Itanium C++ ABI's mangling) in ``names`` as ``c++filt``
+    spells it (``_ZNK5Upper4nameEv``: ``Upper::name() const``), the way ``nm -C`` and
+    ``readelf -C`` show it; other names are left out. One c++filt process for all."""
+    mangled = sorted({name for name in names if name.startswith("_Z")})
+    if not mangled:
+        return {}
+    missing = [name for name in mangled if name not in _DEMANGLED]
+    if missing:
+        found = find_tool("c++filt")
+        proc = subprocess.run([*found.command], input="\n".join(missing) + "\n",
+                              capture_output=True, text=True, timeout=60, check=False)
+        said = proc.stdout.splitlines()
+        if proc.returncode != 0 or len(said) != len(missing):
+            raise ToolchainError("c++filt", f"c++filt failed (exit status {proc.returncode}): "
+                                 f"{proc.stderr.strip()}", fix=FIXES["c++filt"])
+        _DEMANGLED.update(zip(missing, said, strict=True))
+    return {name: _DEMANGLED[name] for name in mangled}
+
+
+_DEMANGLED: dict[str, str] = {}
 
 
 def run(tool: str, *args: str | os.PathLike[str]) -> str:

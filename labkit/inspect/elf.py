@@ -207,8 +207,11 @@ class ElfInfo:
         return tuple(s.name for s in self.sections)
 
     def symbols_frame(self, names: list[str] | None = None) -> pandas.DataFrame:
-        """The dynamic symbols as a table; ``names`` keeps only those (in that order)."""
+        """The dynamic symbols as a table; ``names`` keeps only those (in that order). When
+        a name is a mangled C++ one, a ``C++ name`` column says it as ``nm -C`` does."""
         import pandas as pd
+
+        from .binutils import demangle
 
         rows = [s for s in self.symbols if names is None or s.name in names]
         if names is not None:
@@ -218,6 +221,9 @@ class ElfInfo:
               s.version or "") for s in rows],
             columns=["name", "type", "binding", "visibility", "defined", "version"],
         )
+        cxx = demangle(s.name for s in rows)
+        if cxx:
+            frame.insert(1, "C++ name", [cxx.get(s.name, "") for s in rows])
         return frame
 
     def sections_frame(self, names: list[str] | None = None) -> pandas.DataFrame:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import ToolchainError
 from ..paths import LAB_ROOT
-from ..toolchain import FIXES, find_cc, find_go, find_tool, find_zig, go_env
+from ..toolchain import FIXES, Tool, find_cc, find_cxx, find_go, find_tool, find_zig, go_env
 
 #: The Python versions the lab is tested on: Binder's conda Python (environment.yml pins 3.11)
 #: and Debian 13's, in `make test`'s portable run.
@@ -111,19 +111,28 @@ def _tool_check(label: str, probe: Callable[[], str]) -> Check:
 
 
 def _cc_builds() -> str:
-    cc = find_cc()
+    return _builds(find_cc(), "probe.c", "int probe(void) { return 42; }\n")
+
+
+def _cxx_builds() -> str:
+    return _builds(find_cxx(), "probe.cpp", '#include <string>\n'
+                   'extern "C" int probe(void) { return std::string("42").size(); }\n')
+
+
+def _builds(compiler: Tool, name: str, source: str) -> str:
+    """The compiler builds a real shared object (its headers and libraries are there too)."""
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "probe.c"
-        src.write_text("int probe(void) { return 42; }\n")
+        src = Path(tmp) / name
+        src.write_text(source)
         proc = subprocess.run(
-            [*cc.command, "-shared", "-fPIC", "-o", str(Path(tmp) / "libprobe.so"), str(src)],
-            capture_output=True, text=True, timeout=60, check=False,
+            [*compiler.command, "-shared", "-fPIC", "-o", str(Path(tmp) / "libprobe.so"),
+             str(src)], capture_output=True, text=True, timeout=60, check=False,
         )
     if proc.returncode != 0:
         raise ToolchainError(
-            "cc", f"cc cannot build a shared object: {proc.stderr.strip()}", fix=FIXES["cc"]
-        )
-    return cc.version
+            compiler.name, f"{compiler.name} cannot build a shared object: "
+            f"{proc.stderr.strip()}", fix=FIXES[compiler.name])
+    return compiler.version
 
 
 def _cgo() -> str:
@@ -137,6 +146,7 @@ def _cgo() -> str:
 
 _TOOLS: list[tuple[str, Callable[[], str]]] = [
     ("cc", _cc_builds),
+    ("c++", _cxx_builds),
     ("zig", lambda: find_zig().version),
     ("go", lambda: find_go().version),
     ("cgo", _cgo),
