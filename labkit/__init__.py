@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .build.c import Artifact, build_executable, build_shared, compile_c
     from .build.go import build_go
     from .diagnose.goplugin import go_problems
+    from .diagnose.trace import LoaderTrace, trace_load
     from .diagnose.verdict import Verdict, explain
     from .diagnose.why import Context, Problem, diagnose_load, find_library
     from .errors import (
@@ -237,6 +238,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'struct_layout': ('.inspect.abi', 'struct_layout'),
     'tidy': ('.paths', 'tidy'),
     'tradeoffs': ('.lab.choose', 'tradeoffs'),
+    'trace_load': ('.diagnose.trace', 'trace_load'),
+    'LoaderTrace': ('.diagnose.trace', 'LoaderTrace'),
     'transformers': ('.inprocess.python', 'transformers'),
     'wasm_shout': ('.inprocess.wasm', 'shout'),
 }
@@ -379,6 +382,8 @@ __all__ = [
     "show",
     "struct_layout",
     "tidy",
+    "trace_load",
+    "LoaderTrace",
     "tradeoffs",
     "transformers",
     "wasm_shout",
