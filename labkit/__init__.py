@@ -95,7 +95,7 @@ if TYPE_CHECKING:
     from .lab.magics import load_ipython_extension
     from .lab.notebooks import NotebookEntry, notebook_map, print_map
     from .lab.widgets import PluginPanel
-    from .paths import LAB_ROOT, PLUGINS_C, PLUGINS_GO, PLUGINS_PY, show, tidy
+    from .paths import LAB_ROOT, PLUGINS_C, PLUGINS_CPP, PLUGINS_GO, PLUGINS_PY, show, tidy
     from .rpc import PluginClient, parse_handshake
     from .samples.c import SAMPLES, Sample, build_asan_samples, build_samples
     from .samples.go import (
@@ -155,6 +155,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'NotebookEntry': ('.lab.notebooks', 'NotebookEntry'),
     'Outcome': ('.isolate', 'Outcome'),
     'PLUGINS_C': ('.paths', 'PLUGINS_C'),
+    'PLUGINS_CPP': ('.paths', 'PLUGINS_CPP'),
     'PLUGINS_GO': ('.paths', 'PLUGINS_GO'),
     'PLUGINS_PY': ('.paths', 'PLUGINS_PY'),
     'Plugin': ('.inprocess.host', 'Plugin'),
@@ -269,6 +270,7 @@ __all__ = [
     "LAB_ROOT",
     "MODELS",
     "PLUGINS_C",
+    "PLUGINS_CPP",
     "PLUGINS_GO",
     "PLUGINS_PY",
     "RTLD",

@@ -20,6 +20,8 @@ LAB_ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = LAB_ROOT / "plugins"
 #: C: the plugin interface ``plugin_api.h``, its host, the samples, the bench host.
 PLUGINS_C = PLUGINS / "c"
+#: C++: the interface ``transformer.hpp`` (and a careless release 2), a plugin, a host.
+PLUGINS_CPP = PLUGINS / "cpp"
 #: The lab's Go module: the shared package ``api``, plugins, hosts, a c-shared library.
 PLUGINS_GO = PLUGINS / "go"
 #: Python plugins found through entry points (pluggy).

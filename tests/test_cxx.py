@@ -140,3 +140,46 @@ def test_explain_names_a_missing_cxx_symbol_both_ways_as_the_loader_does(workdir
     assert "'_ZN3lab7missingEi' (lab::missing(int))" in verdict.problems[0].message
     loader = labkit.run_isolated(f"import ctypes\nctypes.CDLL({str(plugin.path)!r})")
     assert not loader.ok and "undefined symbol: _ZN3lab7missingEi" in loader.stderr
+
+
+# -- the sample C++ plugin and hosts of plugins/cpp ------------------------------------------
+
+
+@pytest.fixture
+def cpp(workdir: Path) -> dict[str, Path]:
+    """The release 1 plugin, and the host built with each release of the interface."""
+    return {
+        "plugin": labkit.build_shared(labkit.PLUGINS_CPP / "upper.cpp").path,
+        "host1": labkit.build_executable(labkit.PLUGINS_CPP / "host.cpp", "host1",
+                                         libs=["dl"]).path,
+        "host2": labkit.build_executable(labkit.PLUGINS_CPP / "host.cpp", "host2",
+                                         cflags=["-DLAB_RELEASE=2"], libs=["dl"]).path,
+    }
+
+
+def test_the_host_calls_the_plugin_through_its_interface(cpp: dict[str, Path]) -> None:
+    done = labkit.run_program([cpp["host1"], cpp["plugin"], "hello"])
+    assert done.ok, done.stderr
+    assert done.stdout.splitlines() == [
+        "name: upper", "greeting: hello from upper, release 1", "transform: HELLO"]
+
+
+def test_a_release_2_host_calls_the_wrong_slot_of_a_release_1_plugin(cpp: dict[str, Path]) -> None:
+    done = labkit.run_program([cpp["host2"], cpp["plugin"], "hello"])
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["name: upper", "author: hello from upper, release 1"]  # greeting()'s slot
+    assert not done.ok  # later slots run transform with no arguments, then past the vtable
+
+
+def test_the_factory_is_found_by_its_c_name_and_only_so(cpp: dict[str, Path], workdir: Path) -> None:
+    exported = labkit.read_elf(cpp["plugin"]).exported
+    assert {"lab_create", "lab_destroy"} <= set(exported)
+    source = (labkit.PLUGINS_CPP / "upper.cpp").read_text().replace('extern "C" ', "")
+    (workdir / "transformer.hpp").write_text((labkit.PLUGINS_CPP / "transformer.hpp").read_text()
+                                             .replace('extern "C" ', ""))
+    (workdir / "mangled.cpp").write_text(source)
+    mangled = labkit.build_shared(workdir / "mangled.cpp")
+    names = labkit.read_elf(mangled).exported
+    assert "lab_create" not in names and "_Z10lab_createv" in names
+    done = labkit.run_program([cpp["host1"], mangled.path, "hello"])
+    assert done.returncode == 1 and "undefined symbol: lab_create" in done.stderr
