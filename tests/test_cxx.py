@@ -168,7 +168,10 @@ def test_a_release_2_host_calls_the_wrong_slot_of_a_release_1_plugin(cpp: dict[s
     done = labkit.run_program([cpp["host2"], cpp["plugin"], "hello"])
     lines = done.stdout.splitlines()
     assert lines[:2] == ["name: upper", "author: hello from upper, release 1"]  # greeting()'s slot
-    assert not done.ok  # later slots run transform with no arguments, then past the vtable
+    # greeting() lands on transform's slot, transform() past the vtable's end: what follows is
+    # undefined (here a crash), but never the right answer
+    assert "greeting: hello from upper, release 1" not in lines
+    assert "transform: HELLO" not in lines
 
 
 def test_the_factory_is_found_by_its_c_name_and_only_so(cpp: dict[str, Path], workdir: Path) -> None:
