@@ -109,7 +109,8 @@ class LoaderTrace:
 
     @property
     def loaded(self) -> tuple[str, ...]:
-        """The objects this dlopen added, in the order the loader found them."""
+        """The libraries this dlopen searched for and found, in order (the plugin itself,
+        named by a path, is opened without a search)."""
         return tuple(search.found for search in self.searches if search.found is not None)
 
     def bound(self, symbol: str, file: str | None = None) -> Binding | None:
