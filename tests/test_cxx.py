@@ -186,3 +186,25 @@ def test_the_factory_is_found_by_its_c_name_and_only_so(cpp: dict[str, Path], wo
     assert "lab_create" not in names and "_Z10lab_createv" in names
     done = labkit.run_program([cpp["host1"], mangled.path, "hello"])
     assert done.returncode == 1 and "undefined symbol: lab_create" in done.stderr
+
+
+def test_a_string_across_the_two_libstdcxx_abis_is_predicted_as_the_loader_fails(
+        workdir: Path) -> None:
+    old = labkit.build_shared('#include <string>\nstd::string shout(const std::string &s) '
+                              '{ return s + "!"; }\n', "old", language="c++",
+                              cflags=["-D_GLIBCXX_USE_CXX11_ABI=0"])
+    user = labkit.build_shared(
+        '#include <string>\nstd::string shout(const std::string &s);\n'
+        'extern "C" int lab_entry(void) { return (int)shout("hi").size(); }\n', "user",
+        language="c++", libs=[old.path], ldflags=["-Wl,-rpath,$ORIGIN", "-Wl,-z,now"])
+    assert "_Z5shoutRKSs" in labkit.read_elf(old).exported  # the old ABI's std::string
+    [problem] = labkit.explain(user).problems
+    assert problem.kind == "undefined-symbol"
+    assert "(shout(std::__cxx11::basic_string<char, std::char_traits<char>, " in problem.message
+    assert "-D_GLIBCXX_USE_CXX11_ABI=0" in problem.fix
+    loader = labkit.run_isolated(f"import ctypes\nctypes.CDLL({str(user.path)!r})")
+    assert "undefined symbol: _Z5shoutRKNSt7__cxx1112basic_string" in loader.stderr
+    plain = labkit.explain(labkit.build_shared(
+        'int missing(int);\nextern "C" int f(void) { return missing(1); }\n', "plain",
+        language="c++", ldflags=["-Wl,-z,now"])).problems[0]
+    assert "_GLIBCXX_USE_CXX11_ABI" not in plain.fix

@@ -144,8 +144,21 @@ def _with_cxx_names(problems: Iterable[Problem]) -> tuple[Problem, ...]:
         spelt = plain.get(match[1], match[1])
         return match[0] if spelt == match[1] else f"{match[0]} ({spelt})"
 
-    return tuple(dataclasses.replace(problem, message=_MANGLED.sub(said, problem.message))
-                 for problem in problems)
+    def fix(problem: Problem) -> str:
+        named = [plain.get(name, "") for name in _MANGLED.findall(problem.message)]
+        if problem.kind == "undefined-symbol" and any("std::__cxx11::" in n for n in named):
+            return problem.fix + _DUAL_ABI
+        return problem.fix
+
+    return tuple(dataclasses.replace(problem, message=_MANGLED.sub(said, problem.message),
+                                     fix=fix(problem)) for problem in problems)
+
+
+#: The fix's addition for a missing symbol whose C++ name holds ``std::__cxx11``.
+_DUAL_ABI = ("; its name holds std::__cxx11, libstdc++'s C++11 ABI for std::string and "
+             "std::list (the default of GCC 5 and later): a library built with "
+             "-D_GLIBCXX_USE_CXX11_ABI=0 defines the same function under the old name, so "
+             "build both sides with the same setting")
 
 
 def _not_a_plugin(problem: Problem) -> str:
