@@ -208,3 +208,55 @@ def test_a_string_across_the_two_libstdcxx_abis_is_predicted_as_the_loader_fails
         'int missing(int);\nextern "C" int f(void) { return missing(1); }\n', "plain",
         language="c++", ldflags=["-Wl,-z,now"])).problems[0]
     assert "_GLIBCXX_USE_CXX11_ABI" not in plain.fix
+
+
+THROWER = """#include <stdexcept>
+extern "C" int lab_work(int x) { if (x < 0) throw std::runtime_error("negative input"); return x; }
+"""
+CATCHER = """#include <dlfcn.h>
+#include <cstdio>
+#include <exception>
+int main(int argc, char **argv) {
+    void *plugin = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    auto work = reinterpret_cast<int (*)(int)>(dlsym(plugin, "lab_work"));
+#ifdef LAB_NO_TRY
+    std::printf("%d\\n", work(-1));
+#else
+    try { std::printf("%d\\n", work(-1)); }
+    catch (const std::exception &e) { std::printf("caught: %s\\n", e.what()); }
+#endif
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize(("plugin_flags", "host_flags", "caught"), [
+    ([], [], True),
+    # the plugin's own copy of libstdc++ and the unwinder: typeinfo is compared by name on
+    # x86-64 Linux (__GXX_MERGED_TYPEINFO_NAMES is 0), so the host still catches it
+    (["-static-libstdc++", "-static-libgcc"], [], True),
+    ([], ["-fno-exceptions", "-DLAB_NO_TRY"], False),  # no handler: std::terminate, abort
+])
+def test_an_exception_crosses_the_boundary_when_the_host_can_catch_it(
+        workdir: Path, plugin_flags: list[str], host_flags: list[str], caught: bool) -> None:
+    plugin = labkit.build_shared(THROWER, "thrower", language="c++", ldflags=plugin_flags)
+    host = labkit.build_executable(CATCHER, "catcher", language="c++", cflags=host_flags,
+                                   libs=["dl"])
+    done = labkit.run_program([host.path, plugin.path])
+    if caught:
+        assert done.ok and done.stdout == "caught: negative input\n", done
+    else:
+        assert done.signal == "SIGABRT"
+        assert "terminate called after throwing an instance of 'std::runtime_error'" in done.stderr
+
+
+def test_an_exception_into_a_c_host_ends_it_with_terminate(workdir: Path) -> None:
+    plugin = labkit.build_shared(THROWER, "thrower", language="c++")
+    host = labkit.build_executable(
+        '#include <dlfcn.h>\n#include <stdio.h>\nint main(int argc, char **argv) {\n'
+        '    void *plugin = dlopen(argv[1], RTLD_NOW);\n'
+        '    int (*work)(int) = (int (*)(int))dlsym(plugin, "lab_work");\n'
+        '    printf("%d\\n", work(-1));\n    return 0;\n}\n', "c_host", libs=["dl"])
+    done = labkit.run_program([host.path, plugin.path])
+    assert done.signal == "SIGABRT" and done.stdout == ""
+    assert "terminate called after throwing an instance of 'std::runtime_error'" in done.stderr
