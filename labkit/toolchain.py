@@ -66,20 +66,20 @@ def which(name: str) -> str | None:
 
 def find_cc() -> Tool:
     """The host C compiler (``$CC``, else ``cc``)."""
-    name = os.environ.get("CC", "cc")
-    path = which(name)
-    if path is None:
-        raise ToolchainError("cc", f"no C compiler {name!r} on PATH", fix=FIXES["cc"])
-    return Tool("cc", (path,), _first_line(path, "--version"))
+    return _compiler("cc", "CC", "C compiler")
 
 
 def find_cxx() -> Tool:
     """The host C++ compiler (``$CXX``, else ``c++``)."""
-    name = os.environ.get("CXX", "c++")
+    return _compiler("c++", "CXX", "C++ compiler")
+
+
+def _compiler(label: str, variable: str, what: str) -> Tool:
+    name = os.environ.get(variable, label)
     path = which(name)
     if path is None:
-        raise ToolchainError("c++", f"no C++ compiler {name!r} on PATH", fix=FIXES["c++"])
-    return Tool("c++", (path,), _first_line(path, "--version"))
+        raise ToolchainError(label, f"no {what} {name!r} on PATH", fix=FIXES[label])
+    return Tool(label, (path,), _first_line(path, "--version"))
 
 
 def find_zig() -> Tool:
