@@ -1,9 +1,9 @@
 """Compiling C and C++ into shared objects and executables, with ``cc``/``c++`` or ``zig cc``/
 ``zig c++``, cached.
 
-The cache is content-addressed: the key covers the source text, the kind of output, the
-target, every flag and the compiler's identity, so the same inputs build once and a cache
-hit costs a hash and a file comparison. Results are copied to a named output
+The cache is content-addressed: the key covers the source text and its language, the kind
+of output, the target, every flag and the compiler's identity, so the same inputs build once
+and a cache hit costs a hash and a file comparison. Results are copied to a named output
 (``build/libNAME.so`` next to the notebook by default) with an atomic rename, so a library
 that is loaded in a process is never overwritten in place.
 """
@@ -168,9 +168,8 @@ def compile_c(
     link = [str(x) for x in ldflags] + [arg for lib in libs for arg in _lib_args(lib)]
     filename = _output_name(base, kind, target)
     includes = _local_includes(text, Path(origin).parent) if origin else {}
-    key = _cache_key(text, filename, kind, target, flags, link, tool, libs, includes)
-    if language == "c++":  # zig builds both with one identity; C keys as it always did
-        key = cache.key(key, language)
+    key = _cache_key(text, language, filename, kind, target, flags, link, tool, libs,
+                     includes)
 
     cached = cache.entry("build", key) / filename
     from_cache = cached.exists()
@@ -238,6 +237,7 @@ def _output_name(base: str, kind: Kind, target: str | None) -> str:
 
 def _cache_key(
     text: str,
+    language: Language,
     filename: str,
     kind: Kind,
     target: str | None,
@@ -256,8 +256,8 @@ def _cache_key(
         if flag.startswith("-Wl,--version-script="):
             script = flag.split("=", 1)[1]
             linked_files[script] = cache.file_digest(Path(script))
-    return cache.key(text, filename, kind, target, flags, link, tool.identity, linked_files,
-                     includes)
+    return cache.key(text, language, filename, kind, target, flags, link, tool.identity,
+                     linked_files, includes)
 
 
 def _local_includes(text: str, folder: Path, seen: dict[str, str] | None = None) -> dict[str, str]:

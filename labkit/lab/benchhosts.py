@@ -102,7 +102,7 @@ def native_figures(hosts: NativeHosts, c_library: Path, rpc: RpcSamples, sizes: 
     go = host_lines([hosts.go_host.path, "-calls", n, "-repeats", r, hosts.go_plugin.path])
     for _ in range(sizes.starts - 1):  # plugin.Open once per process: more processes
         go["open"] += host_lines([hosts.go_host.path, "-calls", 1, "-repeats", 0,
-                              hosts.go_plugin.path])["open"]
+                                  hosts.go_plugin.path])["open"]
     rpc_calls, rpc_starts = go_rpc(rpc, sizes.rpc_calls, sizes.repeats, sizes.starts)
     calls = [
         summarise(Figure.C_DLSYM, "call", c["call"], n, "C"),
@@ -127,8 +127,9 @@ def _wasm(hosts: NativeHosts, sizes: Sizes) -> dict[str, list[float]]:
     """The wasmtime C host, after checking that it declares wasmtime's structures as
     wasmtime-py's bindings of the same library do."""
     library = Path(_ffi.filename)
-    found = host_lines([hosts.wasm_host.path, library, hosts.wasm_module.path, sizes.wasm_calls,
-                    sizes.repeats, sizes.calls, sizes.starts * 5], layout=True)
+    found = host_lines([hosts.wasm_host.path, library, hosts.wasm_module.path,
+                        sizes.wasm_calls, sizes.repeats, sizes.calls, sizes.starts * 5],
+                       layout=True)
     expected = [ctypes.sizeof(t) for t in (_bindings.wasmtime_extern_t,
                                            _bindings.wasmtime_val_t,
                                            _bindings.wasmtime_instance_t,
