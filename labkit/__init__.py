@@ -57,7 +57,9 @@ if TYPE_CHECKING:
     )
     from .inprocess.dlopen import RTLD, Function, Library, c_string, is_mapped, load, load_fresh
     from .inprocess.host import ENTRY_SYMBOL, Candidate, Plugin, PluginHost, plugin_id
+    from .inprocess.namespaces import Beside, call_beside
     from .inprocess.python import Installed, install_plugin, plugin_manager, transformers
+    from .inprocess.unload import Unloading, unload
     from .inprocess.wasm import WasmPlugin, load_wasm
     from .inprocess.wasm import shout as wasm_shout
     from .inspect.abi import (
@@ -240,6 +242,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'tidy': ('.paths', 'tidy'),
     'tradeoffs': ('.lab.choose', 'tradeoffs'),
     'trace_load': ('.diagnose.trace', 'trace_load'),
+    'unload': ('.inprocess.unload', 'unload'),
+    'call_beside': ('.inprocess.namespaces', 'call_beside'),
+    'Beside': ('.inprocess.namespaces', 'Beside'),
+    'Unloading': ('.inprocess.unload', 'Unloading'),
     'LoaderTrace': ('.diagnose.trace', 'LoaderTrace'),
     'transformers': ('.inprocess.python', 'transformers'),
     'wasm_shout': ('.inprocess.wasm', 'shout'),
@@ -275,6 +281,10 @@ __all__ = [
     "PLUGINS_PY",
     "RTLD",
     "SAMPLES",
+    "Unloading",
+    "Beside",
+    "call_beside",
+    "unload",
     "AbiReport",
     "AbiToolError",
     "Artifact",

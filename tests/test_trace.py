@@ -90,3 +90,14 @@ def test_a_missing_library_shows_every_file_tried_as_explain_predicts(plugin: Pa
 def test_unknown_flags_are_refused(plugin: Path) -> None:
     with pytest.raises(labkit.InputError, match="not ones the trace host knows"):
         trace_load(plugin, flags=("now", "sideways"))
+
+
+def test_rtld_global_adds_the_plugin_and_its_library_to_the_global_scope(plugin: Path) -> None:
+    made = trace_load(plugin, flags=("now", "global"))
+    assert made.made_global == ("libplug.so", "lib/libdep.so")
+    assert trace_load(plugin).made_global == ()
+    scopes = made.scopes_frame(names_only=True)
+    assert scopes[scopes.object == "libplug.so"]["searched in order"].iloc[1].startswith(
+        "libplug.so libdep.so")
+    bound = made.bindings_frame(names_only=True)
+    assert "/" not in "".join(bound["in"]) + "".join(bound["bound to"])

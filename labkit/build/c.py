@@ -25,6 +25,8 @@ from ..toolchain import Tool, find_cc, find_cxx, find_zig
 
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
 ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding")
+#: A glibc target may name the oldest glibc to run on: ``x86_64-linux-gnu.2.28``.
+_GLIBC_TARGET = re.compile(r"(x86_64|aarch64)-linux-gnu\.2\.\d{1,2}")
 
 #: A compiler or linker message, and the fix labkit suggests when it sees it.
 BUILD_HINTS = (
@@ -154,9 +156,10 @@ def compile_c(
     if kind not in ("shared", "executable"):
         raise InputError(f"kind {kind!r} is not something labkit builds",
                          fix="pass kind='shared' or kind='executable'")
-    if target is not None and target not in ZIG_TARGETS:
+    if target is not None and target not in ZIG_TARGETS and not _GLIBC_TARGET.fullmatch(target):
         raise InputError(f"unknown target {target!r}",
-                         fix=f"use one zig cc builds for ({', '.join(ZIG_TARGETS)}), or "
+                         fix=f"use one zig cc builds for ({', '.join(ZIG_TARGETS)}, or a glibc "
+                         "target with the oldest glibc to run on, x86_64-linux-gnu.2.28), or "
                          "target=None for this machine")
     if origin is None:
         display_name = f"{base}{suffix}"  # the file the compiler sees, and names in its messages

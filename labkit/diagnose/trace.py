@@ -46,6 +46,11 @@ _BINDING = re.compile(r"^binding file (.+?) \[\d+\] to (.+?) \[\d+\]: (\w+) symb
 _VERSION = re.compile(r"^checking for version `([^']+)' in file (.+?) \[\d+\] required by "
                       r"file (.+?) \[\d+\]$")
 _INIT = re.compile(r"^calling init: (.+)$")
+_GLOBAL = re.compile(r"^add (.+?) \[\d+\] to global scope$")
+
+
+def _name_only(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
 
 
 def _path(text: str) -> str:
@@ -100,6 +105,7 @@ class LoaderTrace:
     versions: tuple[VersionCheck, ...]
     scopes: Mapping[str, tuple[tuple[str, ...], ...]]  # object -> its lookup scopes, in order
     inits: tuple[str, ...]  # constructors run, in order
+    made_global: tuple[str, ...]  # objects RTLD_GLOBAL added to the global scope, in order
     outcome: Outcome = field(repr=False)
     lines: tuple[str, ...] = field(repr=False)  # LD_DEBUG's lines after the mark
 
@@ -127,22 +133,26 @@ class LoaderTrace:
                  len(s.tried), s.found or "(not found)") for s in self.searches]
         return pd.DataFrame(rows, columns=["library", "searched", "files tried", "found"])
 
-    def bindings_frame(self, files: Iterable[str] | None = None) -> pandas.DataFrame:
+    def bindings_frame(self, files: Iterable[str] | None = None, *,
+                       names_only: bool = False) -> pandas.DataFrame:
         """One row per symbol bound, by the objects that refer to them (``files``: only
-        those)."""
+        those); ``names_only`` shows file names without their folders."""
         import pandas as pd
 
+        name = _name_only if names_only else str
         keep = set(files) if files is not None else None
-        rows = [(b.file, b.symbol, b.version or "", b.to) for b in self.bindings
+        rows = [(name(b.file), b.symbol, b.version or "", name(b.to)) for b in self.bindings
                 if keep is None or b.file in keep]
         return pd.DataFrame(rows, columns=["in", "symbol", "version", "bound to"])
 
-    def scopes_frame(self) -> pandas.DataFrame:
-        """Each object's lookup scopes, in the order the loader searches them."""
+    def scopes_frame(self, *, names_only: bool = False) -> pandas.DataFrame:
+        """Each object's lookup scopes, in the order the loader searches them;
+        ``names_only`` shows file names without their folders (which differ by machine)."""
         import pandas as pd
 
-        rows = [(obj, number, " ".join(scope)) for obj, scopes in self.scopes.items()
-                for number, scope in enumerate(scopes)]
+        name = _name_only if names_only else str
+        rows = [(name(obj), number, " ".join(map(name, scope)))
+                for obj, scopes in self.scopes.items() for number, scope in enumerate(scopes)]
         return pd.DataFrame(rows, columns=["object", "scope", "searched in order"])
 
 
@@ -195,6 +205,7 @@ def parse_trace(outcome: Outcome, plugin: Path, flags: tuple[str, ...]) -> Loade
     versions: list[VersionCheck] = []
     scopes: dict[str, tuple[tuple[str, ...], ...]] = {}
     inits: list[str] = []
+    made_global: list[str] = []
     searching = False
     current: str | None = None
     for line in lines:
@@ -225,10 +236,12 @@ def parse_trace(outcome: Outcome, plugin: Path, flags: tuple[str, ...]) -> Loade
             versions.append(VersionCheck(match[1], _path(match[2]), _path(match[3])))
         elif match := _INIT.match(line):
             inits.append(_path(match[1]))
+        elif match := _GLOBAL.match(line):
+            made_global.append(_path(match[1]))
     # the file taken is the last one tried, if the loader named it as an object afterwards
     objects = {*scopes, *inits, *(b.file for b in bindings), *(b.to for b in bindings)}
     searches = tuple(Search(needed, tuple(searched), tuple(tried),
                             tried[-1] if tried and tried[-1] in objects else None)
                      for needed, searched, tried in found)
     return LoaderTrace(plugin, flags, searches, tuple(bindings), tuple(versions),
-                       scopes, tuple(inits), outcome, tuple(lines))
+                       scopes, tuple(inits), tuple(made_global), outcome, tuple(lines))

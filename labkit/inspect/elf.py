@@ -68,6 +68,8 @@ _E_MACHINE = {3: "EM_386", 40: "EM_ARM", 62: "EM_X86_64", 183: "EM_AARCH64", 243
               21: "EM_PPC64", 22: "EM_S390", 258: "EM_LOONGARCH"}
 # pyelftools names STT_GNU_IFUNC by its range start, STT_LOOS; readelf says IFUNC
 _SYMBOL_TYPES = {"STT_LOOS": "IFUNC", "STT_GNU_IFUNC": "IFUNC"}
+# pyelftools names binding 10 STB_LOOS or STB_GNU_UNIQUE, whichever its table lists last
+_SYMBOL_BINDINGS = {"STB_LOOS": "GNU_UNIQUE", "STB_GNU_UNIQUE": "GNU_UNIQUE"}
 _E_TYPE = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core"}
 
 
@@ -673,7 +675,8 @@ def _dynamic_symbols(elf: Any, versym: Any, names: dict[int, str]) -> Iterator[S
             yield Symbol(
                 name=name,
                 type=_SYMBOL_TYPES.get(kind, kind.removeprefix("STT_")),
-                binding=binds.get(info >> 4, str(info >> 4)).removeprefix("STB_"),
+                binding=_SYMBOL_BINDINGS.get(bind := binds.get(info >> 4, str(info >> 4)),
+                                             bind.removeprefix("STB_")),
                 visibility=visibilities.get(other & 0x7, str(other & 0x7)).removeprefix("STV_"),
                 defined=shndx != 0,  # SHN_UNDEF
                 version=version,
