@@ -5,6 +5,7 @@ the answer; a wrong kind of answer is feedback, never a traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_an_unknown_exercise_is_an_input_error() -> None:
 
 def test_every_notebook_from_01_has_two_to_four_exercises() -> None:
     per_notebook = {f"{n:02d}": [e for e in EXERCISES if e.startswith(f"{n:02d}.")]
-                    for n in range(1, 10)}
+                    for n in range(1, 12)}
     assert all(2 <= len(ids) <= 4 for ids in per_notebook.values()), per_notebook
 
 
@@ -628,3 +629,108 @@ def test_a_judged_plugin_is_gone_when_the_judge_returns(workdir: Path) -> None:
     passes("06.1", script(workdir, "ids",
                           "serve(lambda h: {**h, 'x-request-id': uuid.uuid4().hex})\n"))
     assert labkit.rpc.live_plugins() == []
+
+
+# -- 10 The loader up close -------------------------------------------------------------------
+
+TEXT_RELEASE_3 = r"""
+static int bytes(const char *t) { int n = 0; while (t[n]) n++; return n; }
+int text_length_bytes(const char *t) { return bytes(t); }
+int text_length_chars(const char *t) { int n = 0; for (; *t; t++) n += (*t & 0xC0) != 0x80; return n; }
+int text_length_words(const char *t) {
+    int n = 0, in = 0;
+    for (; *t; t++) { if (*t == ' ') in = 0; else if (!in) { in = 1; n++; } }
+    return n;
+}
+__asm__(".symver text_length_bytes, text_length@LAB_1.0");
+__asm__(".symver text_length_chars, text_length@LAB_2.0");
+__asm__(".symver text_length_words, text_length@@LAB_3.0");
+"""
+TEXT_MAP_3 = ("LAB_1.0 { global: text_length; local: *; };\n"
+              "LAB_2.0 { global: text_length; } LAB_1.0;\nLAB_3.0 { global: text_length; } LAB_2.0;\n")
+
+
+def test_10_1_a_third_release_of_libtext(workdir: Path) -> None:
+    script = workdir / "text_v3.map"
+    script.write_text(TEXT_MAP_3)
+    flags = [f"-Wl,--version-script={script}"]
+    passes("10.1", labkit.build_shared(TEXT_RELEASE_3, "text", ldflags=flags, out_dir="right"))
+    release_2 = labkit.build_shared(labkit.PLUGINS_C / "loader" / "text_length.c", "text",
+                                    ldflags=[f"-Wl,--version-script="
+                                             f"{labkit.PLUGINS_C / 'loader' / 'text_v2.map'}"],
+                                    out_dir="two")
+    refuses("10.1", release_2, "no LAB_3.0")
+    words_at_2 = TEXT_RELEASE_3.replace("text_length_chars, text_length@LAB_2.0",
+                                        "text_length_words, text_length@LAB_2.0")
+    refuses("10.1", labkit.build_shared(words_at_2.replace(
+        "text_length_words, text_length@@LAB_3.0", "text_length_chars, text_length@@LAB_3.0"),
+        "text", ldflags=flags, out_dir="swapped"),
+        "a program built against release 2 got text_length@LAB_2.0 and 2")
+
+
+def test_10_2_a_ticker_that_can_be_unloaded(workdir: Path) -> None:
+    solution = (labkit.LAB_ROOT / "notebooks" / "solutions" /
+                "10-loader-up-close-solutions.ipynb")
+    cells = [c for c in json.loads(solution.read_text())["cells"] if c["cell_type"] == "code"]
+    ticker = "".join(cells[2]["source"]).split('r"""', 1)[1].rsplit('"""', 1)[0]
+    passes("10.2", labkit.build_shared(ticker, "ticker", libs=["pthread"]))
+    original = labkit.PLUGINS_C / "loader" / "lingering.c"
+    refuses("10.2", labkit.build_shared(original, libs=["pthread"]),
+            "after dlclose: the child was killed by SIGSEGV")
+    refuses("10.2", labkit.build_shared(original, "pinned", libs=["pthread"],
+                                        ldflags=["-Wl,-z,nodelete"]), "still mapped")
+    refuses("10.2", labkit.build_shared("int start_ticker(void) { return 0; }\n", "idle"),
+            "started no thread")
+
+
+# -- 11 C++ plugins ---------------------------------------------------------------------------
+
+REVERSE_CPP = r"""
+#include <algorithm>
+#include "transformer.hpp"
+namespace {
+struct Reverse final : Transformer {
+    const char *name() const override { return "reverse"; }
+    const char *greeting() const override { return "hi"; }
+    int transform(char *text, int size) override { std::reverse(text, text + size); return size; }
+};
+}
+extern "C" Transformer *lab_create(void) { return new Reverse; }
+extern "C" void lab_destroy(Transformer *transformer) { delete transformer; }
+"""
+
+
+def test_11_1_a_cpp_plugin_that_reverses(workdir: Path) -> None:
+    include = [f"-I{labkit.PLUGINS_CPP}"]
+    passes("11.1", labkit.build_shared(REVERSE_CPP, "reverse", language="c++", cflags=include))
+    refuses("11.1", labkit.build_shared(labkit.PLUGINS_CPP / "upper.cpp"),
+            "the host printed name: 'upper', not 'reverse'")
+    mangled = REVERSE_CPP.replace('#include "transformer.hpp"',
+                                  "struct Transformer { virtual ~Transformer() = default; virtual "
+                                  "const char *name() const = 0; virtual const char *greeting() "
+                                  "const = 0; virtual int transform(char *, int) = 0; };")
+    refuses("11.1", labkit.build_shared(mangled.replace('extern "C" ', ""), "mangled",
+                                        language="c++"), "exports no lab_create")
+
+
+SAFE_TAIL = r"""
+#include <cstdio>
+extern "C" int lab_try_work(int x, char *error, int size) noexcept {
+    try { return lab_work(x); }
+    catch (const std::exception &e) { std::snprintf(error, size, "%s", e.what()); }
+    return -1;
+}
+"""
+
+
+def test_11_2_no_exception_crosses_into_c(workdir: Path) -> None:
+    thrower = (labkit.PLUGINS_CPP / "thrower.cpp").read_text()
+    passes("11.2", labkit.build_shared(thrower + SAFE_TAIL, "safe", language="c++"))
+    refuses("11.2", labkit.build_shared(labkit.PLUGINS_CPP / "thrower.cpp"),
+            "exports no lab_try_work")
+    unsafe = thrower + ('extern "C" int lab_try_work(int x, char *error, int size) '
+                        "{ (void)error; (void)size; return lab_work(x); }\n")
+    refuses("11.2", labkit.build_shared(unsafe, "unsafe", language="c++"), "SIGABRT")
+    zero = SAFE_TAIL.replace("return -1;", "return 0;")
+    refuses("11.2", labkit.build_shared(thrower + zero, "zero", language="c++"),
+            "gave '0 negative input'")

@@ -19,8 +19,10 @@ from . import (
     abi_mismatches,
     choosing,
     compile_time,
+    cxx,
     dlopen,
     go_plugins,
+    loader,
     plugin_host,
     rpc,
     shared_objects,
@@ -33,7 +35,7 @@ from .framework import evaluate as _evaluate
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
     for module in (shared_objects, dlopen, plugin_host, abi_mismatches, go_plugins, rpc,
-                   compile_time, choosing, wasm)
+                   compile_time, choosing, wasm, loader, cxx)
     for exercise in module.EXERCISES
 }
 
