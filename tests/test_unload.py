@@ -69,7 +69,7 @@ def test_a_thread_local_destructor_keeps_its_object_mapped(workdir: Path) -> Non
 
 
 def test_unload_refuses_bad_input(workdir: Path) -> None:
-    with pytest.raises(labkit.InputError, match="plugin 'nowhere.so'"):
+    with pytest.raises(labkit.InputError, match=r"plugin 'nowhere\.so'"):
         labkit.unload("nowhere.so")
     plain = labkit.build_shared("int f(void) { return 1; }\n", "f")
     with pytest.raises(labkit.InputError, match="opens must be 1 or more"):
@@ -181,5 +181,5 @@ def test_a_glibc_target_asks_only_for_that_glibc_s_versions_as_readelf_reads(
     assert newest(old.path) <= (2, 28) < newest(native.path)
     ran = labkit.run_isolated(lambda: labkit.load(old).function("plugin_start", "int(void)")())
     assert ran.ok and ran.value == 1
-    with pytest.raises(labkit.InputError, match="unknown target 'x86_64-linux-gnu.3.1'"):
+    with pytest.raises(labkit.InputError, match=r"unknown target 'x86_64-linux-gnu\.3\.1'"):
         labkit.build_shared(OLD_GLIBC, "bad", target="x86_64-linux-gnu.3.1")
