@@ -232,9 +232,11 @@ int main(int argc, char **argv) {
 
 @pytest.mark.parametrize(("plugin_flags", "host_flags", "caught"), [
     ([], [], True),
-    # the plugin's own copy of libstdc++ and the unwinder: typeinfo is compared by name on
-    # x86-64 Linux (__GXX_MERGED_TYPEINFO_NAMES is 0), so the host still catches it
+    # the plugin links its own copy of libstdc++ and the unwinder, but exports them: the
+    # host's libstdc++ in the global scope wins every lookup, so the plugin's copies never run
     (["-static-libstdc++", "-static-libgcc"], [], True),
+    # hidden, they do run: the plugin's own runtime throws, and the host cannot catch it
+    (["-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL"], [], False),
     ([], ["-fno-exceptions", "-DLAB_NO_TRY"], False),  # no handler: std::terminate, abort
 ])
 def test_an_exception_crosses_the_boundary_when_the_host_can_catch_it(
@@ -246,8 +248,15 @@ def test_an_exception_crosses_the_boundary_when_the_host_can_catch_it(
     if caught:
         assert done.ok and done.stdout == "caught: negative input\n", done
     else:
-        assert done.signal == "SIGABRT"
-        assert "terminate called after throwing an instance of 'std::runtime_error'" in done.stderr
+        assert done.signal == "SIGABRT" and done.stdout == ""
+        if "-Wl,--exclude-libs,ALL" not in plugin_flags:  # the private runtime aborts silently
+            assert "terminate called after throwing an instance of 'std::runtime_error'" \
+                in done.stderr
+    throws_with = labkit.run_program([host.path, plugin.path], env={"LD_DEBUG": "bindings"})
+    bound = {line.split(" to ")[1].split(" [")[0].rsplit("/", 1)[-1]
+             for line in throws_with.stderr.splitlines()
+             if "binding file" in line and "`__cxa_throw'" in line}
+    assert bound == (set() if "-Wl,--exclude-libs,ALL" in plugin_flags else {"libstdc++.so.6"})
 
 
 def test_an_exception_into_a_c_host_ends_it_with_terminate(workdir: Path) -> None:

@@ -51,7 +51,7 @@ def test_atexit_runs_inside_dlclose_and_what_is_left_behind_crashes_after(workdi
     close = at_exit.steps.index("dlclose")
     assert at_exit.steps[close + 1:close + 3] == ("lingering: the atexit handler runs",
                                                   "mapped: no")
-    ticker = labkit.unload(lingering, calls=["start_ticker"])
+    ticker = labkit.unload(lingering, calls=["start_ticker"], linger=1.5)  # it ticks each second
     assert ticker.outcome.signal == "SIGSEGV" and ticker.mapped == (True, False)
     assert not any(step.endswith("still alive") for step in ticker.steps)
     key = labkit.unload(lingering, thread_calls=["remember"])
@@ -66,6 +66,7 @@ def test_a_thread_local_destructor_keeps_its_object_mapped(workdir: Path) -> Non
                               thread_calls=["touch"])
     assert unloading.outcome.ok and unloading.mapped == (True, True, True)
     assert unloading.steps.index("bye") > unloading.steps.index("the second thread ends")
+    assert unloading.steps[-2:] == ("0.3 s later, still alive", "mapped: yes")
 
 
 def test_unload_refuses_bad_input(workdir: Path) -> None:

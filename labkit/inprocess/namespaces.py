@@ -46,8 +46,8 @@ class Beside:
             return f"{self.plugin}, {self.how}: {self.outcome.summary()}"
         said = ", ".join(f"{name}() = {value}" for name, value in self.answers)
         host = ", ".join(f"{name}() = {value}" for name, value in self.host_says)
-        return (f"{self.plugin}, {self.how}, namespace {self.namespace}: {said}"
-                + (f"; the host's copy: {host}" if host else ""))
+        return (f"{self.plugin}, {self.how}, namespace {self.namespace}:\n  the plugin: {said}"
+                + (f"\n  then the host's copy: {host}" if host else ""))
 
 
 def call_beside(

@@ -65,7 +65,8 @@ def unload(
     """In a child: dlopen ``plugin`` ``opens`` times with ``flags``, call each of ``calls``
     (functions ``int name(void)``) from the main thread and each of ``thread_calls`` from one
     extra thread, dlclose every handle, read ``/proc/self/maps`` after each step, let the
-    extra thread end, and wait ``linger`` seconds before the child returns.
+    extra thread end, and wait ``linger`` seconds (then read the maps once more, if there was an
+    extra thread) before the child returns.
 
     A plugin that leaves code running behind it crashes the child after the dlclose: the
     returned :class:`Unloading` shows the steps it made and the signal.
@@ -132,10 +133,14 @@ def _child(path: str, flags: int, calls: tuple[str, ...], thread_calls: tuple[st
         handle.close()
         _mapped(path)
     if helper is not None:
+        # Whatever the thread's exit runs (key and thread_local destructors) may crash; once
+        # it ran, the thread is gone: Python 3.13's join waits for that, 3.11's may not, so
+        # nothing is read until ``linger`` has passed
         _say("the second thread ends")
         release.set()
         helper.join()
-        _mapped(path)
     time.sleep(linger)
     _say(f"{linger:g} s later, still alive")
+    if helper is not None:
+        _mapped(path)
 

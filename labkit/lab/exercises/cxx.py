@@ -80,16 +80,16 @@ def safe_for_c(answer: Any) -> str:
 EXERCISES = [
     Exercise(
         "11.1",
-        "Write a C++ plugin of transformer.hpp (release 1) named reverse that reverses the text.",
+        "Write a C++ plugin of transformer.hpp (release 1) whose name() is \"reverse\" and which "
+        "reverses the text.",
         ("Start from upper.cpp: the interface, the class, and the two C functions.",
          "Section 1: upper.cpp, and why lab_create and lab_destroy must be extern \"C\"."),
         reverse_plugin),
     Exercise(
         "11.2",
-        "Give thrower.cpp int lab_try_work(int x, char *error, int size): lab_work's answer, "
-        "or -1 and the exception's message.",
+        "Give thrower.cpp int lab_try_work(int x, char *error, int size): lab_work's result, or "
+        "-1 and the message, cut to fit.",
         ("Nothing may leave the function as an exception: stop it inside.",
-         "Section 3: what a C host does with an exception; try, catch (const std::exception &) "
-         "and e.what(), with snprintf to copy."),
+         "Section 3: what a C host does with an exception; std::exception::what."),
         safe_for_c),
 ]

@@ -1,7 +1,7 @@
 /* lingering.c: a plugin that leaves things behind in the process that loaded it, for
  * notebook 10's unloading section. Each function is called by the host before dlclose:
  *
- *   start_ticker   starts a thread that runs this file's code every 200 ms, forever
+ *   start_ticker   starts a thread that runs this file's code every second, forever
  *   remember       gives the calling thread a pthread_key value whose destructor is here
  *   note_at_exit   registers an atexit handler that is here
  *
@@ -17,7 +17,7 @@ static volatile long ticks;
 
 static void *tick(void *unused) {
     (void)unused;
-    const struct timespec pause = {0, 200 * 1000 * 1000};
+    const struct timespec pause = {1, 0};
     for (;;) {
         ticks++;
         nanosleep(&pause, NULL);
