@@ -232,8 +232,8 @@ def load(
     other path is opened as a file. ``namespace="new"`` calls ``dlmopen(LM_ID_NEWLM, ...)``
     instead: the file and everything it needs, the C library included, are loaded afresh in
     a namespace of their own, which sees none of this process's symbols (glibc has 16
-    namespaces in all). On failure raises :class:`LoadError` whose message names the cause
-    and the fix, and whose ``dlerror`` holds the loader's own text.
+    namespaces, the program's own included). On failure raises :class:`LoadError` whose
+    message names the cause and the fix, and whose ``dlerror`` holds the loader's own text.
     """
     flags = int(flags)
     if not (flags & RTLD.NOW or flags & RTLD.LAZY):
