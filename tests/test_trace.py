@@ -46,6 +46,11 @@ def test_each_binding_names_the_object_that_defined_the_symbol(plugin: Path) -> 
     trace = trace_load(plugin, call="lab_entry")
     bound = trace.bound("dep_value", "libplug.so")
     assert bound is not None and bound.to == "lib/libdep.so" and bound.version is None
+    assert trace.bound("dep_value", plugin.resolve()) == bound  # any form of the path
+    assert trace.bound("dep_value", "./libplug.so") == bound
+    assert trace.bound("dep_value", "other.so") is None
+    assert list(trace.bindings_frame(files=[plugin.resolve()])["symbol"]) == \
+        list(trace.bindings_frame(files=["libplug.so"])["symbol"]) != []
     puts_like = [b for b in trace.bindings if b.file == "libplug.so" and b.version]
     assert all(b.version.startswith("GLIBC_") for b in puts_like if b.version)
     checked = {(v.version, v.required_by) for v in trace.versions}

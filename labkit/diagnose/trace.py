@@ -119,10 +119,12 @@ class LoaderTrace:
         named by a path, is opened without a search)."""
         return tuple(search.found for search in self.searches if search.found is not None)
 
-    def bound(self, symbol: str, file: str | None = None) -> Binding | None:
-        """The first binding of ``symbol`` (referred to by ``file``, if given)."""
+    def bound(self, symbol: str, file: str | os.PathLike[str] | None = None) -> Binding | None:
+        """The first binding of ``symbol`` (referred to by ``file``, if given, in any form
+        of its path: relative, absolute, or as the trace shows it)."""
+        wanted = None if file is None else _path(os.fspath(file))
         return next((b for b in self.bindings if b.symbol == symbol
-                     and (file is None or b.file == file)), None)
+                     and (wanted is None or b.file == wanted)), None)
 
     def searches_frame(self) -> pandas.DataFrame:
         """One row per library searched: where, why there, how many files tried, and which
@@ -133,14 +135,14 @@ class LoaderTrace:
                  len(s.tried), s.found or "(not found)") for s in self.searches]
         return pd.DataFrame(rows, columns=["library", "searched", "files tried", "found"])
 
-    def bindings_frame(self, files: Iterable[str] | None = None, *,
+    def bindings_frame(self, files: Iterable[str | os.PathLike[str]] | None = None, *,
                        names_only: bool = False) -> pandas.DataFrame:
         """One row per symbol bound, by the objects that refer to them (``files``: only
         those); ``names_only`` shows file names without their folders."""
         import pandas as pd
 
         name = _name_only if names_only else str
-        keep = set(files) if files is not None else None
+        keep = {_path(os.fspath(f)) for f in files} if files is not None else None
         rows = [(name(b.file), b.symbol, b.version or "", name(b.to)) for b in self.bindings
                 if keep is None or b.file in keep]
         return pd.DataFrame(rows, columns=["in", "symbol", "version", "bound to"])

@@ -67,9 +67,8 @@ def call_beside(
     if not calls:
         raise InputError("call_beside needs at least one of the plugin's functions to call",
                          fix="pass calls=['plugin_release']")
-    flag_text = " | ".join(f"labkit.RTLD.{f.name}" for f in RTLD if f & int(flags))
     outcome = run_isolated(_SNIPPET.format(
-        host=str(host.resolve()), plugin=str(path.resolve()), flags=flag_text or "0",
+        host=str(host.resolve()), plugin=str(path.resolve()), flags=int(flags),
         namespace=namespace, calls=list(calls), host_calls=list(host_calls)))
     how = RTLD.describe(flags) if namespace is None else "dlmopen(LM_ID_NEWLM, ...)"
     if outcome.ok:

@@ -53,8 +53,8 @@ def text_release_3(answer: Any) -> str:
             if not trace.ok:
                 raise RefusedError(f"a program built against release {number} does not load with "
                                    f"your library: {said(trace.outcome, 2)}")
-            version = next((b.version for b in trace.bindings if b.symbol == "text_length"
-                            and b.file.endswith(program.path.name)), None)
+            bound = trace.bound("text_length", program.path)
+            version = bound.version if bound is not None else None
             answered = int(trace.outcome.stdout.split()[-1])
             wanted_version, wanted = _EXPECTED[number]
             if version != wanted_version or answered != wanted:
