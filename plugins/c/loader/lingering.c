@@ -9,11 +9,13 @@
  * tick, the key's destructor when that thread exits) executes an address with nothing mapped
  * behind it: SIGSEGV. The atexit handler is the exception: glibc runs it at dlclose. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-static volatile long ticks;
+static atomic_long ticks;
 
 static void *tick(void *unused) {
     (void)unused;
@@ -29,6 +31,9 @@ int start_ticker(void) {
     pthread_t thread;
     if (pthread_create(&thread, NULL, tick, NULL) != 0) return -1;
     pthread_detach(thread);
+    /* Return only once the thread runs and sleeps: a thread not yet scheduled when dlclose
+     * unmaps the file would crash at its first instruction, before the host could look. */
+    while (atomic_load(&ticks) == 0) sched_yield();
     return 0;
 }
 
