@@ -172,7 +172,8 @@ class HandshakeError(LabkitError, ValueError):
 class RPCPluginError(LabkitError):
     """An RPC plugin process failed: at start, in the handshake, in a call, at shutdown.
 
-    ``stage`` is ``start``, ``handshake``, ``connect``, ``health`` or ``call``; ``command``
+    ``stage`` is ``verify`` (the checksum), ``start``, ``handshake``, ``connect``, ``health``,
+    ``call`` or ``broker``; ``command``
     the plugin's command line; ``returncode`` and ``signal`` how the process ended (None
     while it runs); ``stderr_tail`` its last stderr lines; ``status`` the gRPC status name
     of a failed call.

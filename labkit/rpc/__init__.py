@@ -5,7 +5,9 @@
 - :class:`PluginClient` (:mod:`.client`): the host side; start any go-plugin gRPC plugin
   (Go or Python), call it, watch it, stop it.
 - :mod:`.protocol`: the constants and the handshake line; :mod:`.hclog`: the log format;
-  :mod:`.stubs`: the protobuf messages, generated from ``plugins/proto/`` in the build.
+  :mod:`.broker`: go-plugin's GRPCBroker and the host's counter; :mod:`.secure`: the
+  SecureConfig checksum; :mod:`.stubs`: the protobuf messages, generated from
+  ``plugins/proto/`` in the build.
 """
 
 import os
@@ -14,6 +16,8 @@ import os
 # forks to start plugins and to isolate crashes); labkit's children never use grpc.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
+from .broker import Counter, HostCounter
+from .byhand import ByHand, start_by_hand
 from .client import PluginClient, live_plugins, started
 from .hclog import LogRecord
 from .protocol import (
@@ -23,23 +27,32 @@ from .protocol import (
     PLUGIN_NAME,
     Handshake,
     HandshakeLine,
+    Reattach,
     negotiate,
     parse_handshake,
 )
-from .server import serve
+from .secure import checksum
+from .server import Call, serve
 
 __all__ = [
     "CORE_PROTOCOL_VERSION",
+    "ByHand",
     "LAB_HANDSHAKE",
     "LANG_HEADER",
     "PLUGIN_NAME",
+    "Call",
+    "Counter",
     "Handshake",
     "HandshakeLine",
+    "HostCounter",
     "LogRecord",
     "PluginClient",
+    "Reattach",
+    "checksum",
     "live_plugins",
     "negotiate",
     "parse_handshake",
     "serve",
+    "start_by_hand",
     "started",
 ]

@@ -7,6 +7,9 @@ its Unix socket, checks its health, streams its stdout and stderr back, and call
 it died, and it always cleans up: :meth:`PluginClient.close` asks for Shutdown, waits a
 grace period, then kills the whole process group and removes the socket folder. A context
 manager and an exit hook close every plugin the host started;
+:meth:`PluginClient.attach` reaches a plugin that something else started (go-plugin's
+reattach), ``checksum=`` refuses a plugin file that is not the one expected (go-plugin's
+SecureConfig), and the broker stream lets the plugin call the host back;
 :class:`~labkit.rpc.process.PluginProcess` sees to the process itself (its own process group,
 ``PR_SET_PDEATHSIG``, the socket folder, how it ended).
 """
@@ -31,9 +34,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..errors import HandshakeError, InputError, RPCPluginError
 from ..paths import show, tidy
+from .broker import Broker, Counter
 from .hclog import LogRecord, parse_line
-from .process import PluginProcess
+from .process import AttachedProcess, PluginProcess
 from .protocol import (
+    BROKER_METHOD,
     ENV_SOCKET_DIR,
     HEALTH_SERVICE,
     LAB_HANDSHAKE,
@@ -43,8 +48,10 @@ from .protocol import (
     TRANSFORM_METHOD,
     Handshake,
     HandshakeLine,
+    Reattach,
     parse_handshake,
 )
+from .secure import checksum_problem, verify
 from .stubs import messages
 
 _TAIL = 200  # stderr lines kept for error messages
@@ -67,6 +74,10 @@ class PluginClient:
         on_output: called as ``on_output(channel, line)`` for each line the plugin writes
             (``"stdout"``/``"stderr"``) from a background thread; lines are also kept for
             :meth:`output`.
+        checksum: the SHA-256 (64 hex digits, :func:`labkit.rpc.checksum`) the plugin's
+            program must have, checked before each start as go-plugin's SecureConfig does.
+            The program is the script when the command starts with a Python (go-plugin
+            checks the executable, the interpreter in that case), else the executable.
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`. Warning: the
     plugin is killed when the thread that started it exits (``PR_SET_PDEATHSIG``), so start
@@ -85,11 +96,15 @@ class PluginClient:
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         on_output: Callable[[str, str], None] | None = None,
+        checksum: str | None = None,
     ) -> None:
         if isinstance(command, (str, bytes, os.PathLike)) or not command:
             raise InputError(
                 f"command must be a non-empty list of arguments, not {command!r}",
                 fix="pass e.g. [sys.executable, 'plugins/python/transformer_plugin.py']")
+        if checksum is not None and checksum_problem(checksum):
+            raise InputError(f"checksum {checksum!r} {checksum_problem(checksum)}",
+                             fix="pass labkit.rpc.checksum(path) of the plugin you trust")
         self.command = [os.fspath(part) for part in command]
         self.handshake = handshake
         self.versions = tuple(versions) if versions is not None else handshake.versions
@@ -99,7 +114,12 @@ class PluginClient:
         self._env = dict(env or {})
         self._cwd = cwd
         self._on_output = on_output
-        self._process: PluginProcess | None = None
+        self.checksum = checksum.lower() if checksum else None
+        self._reattach: Reattach | None = None  # set by attach(): a plugin we did not start
+        self._broker: Broker | None = None
+        self._broker_call: Any = None
+        self._offered: dict[Counter, int] = {}  # counter -> its broker id, for this process
+        self._process: PluginProcess | AttachedProcess | None = None
         self._channel: grpc.Channel | None = None
         self._threads: list[threading.Thread] = []
         self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=_KEPT)
@@ -122,6 +142,10 @@ class PluginClient:
         if self._open:  # the last process died between calls: clean up after it first
             self._stop(ask=False)
         self._reset()
+        if self._reattach is not None:
+            return self._attach(self._reattach)
+        if self.checksum is not None:
+            verify(self._program(), self.checksum, self.command)
         env = {**os.environ, **self.handshake.environment(self.versions), **self._env}
         try:
             self._process = PluginProcess.start(self.command, env=env, cwd=self._cwd,
@@ -144,6 +168,30 @@ class PluginClient:
             self._stop(ask=False)
             raise
         return self
+
+    @classmethod
+    def attach(cls, reattach: Reattach | str, **options: Any) -> PluginClient:
+        """A host for a plugin that is already running, started by someone else (a person
+        debugging it, another host): go-plugin's ``ReattachConfig``. ``reattach`` is a
+        :class:`~labkit.rpc.protocol.Reattach` or its JSON, as the plugin printed it.
+
+        The host connects, checks health and streams stdio as after a start. Who ends the
+        plugin: in test mode (``"Test": true``, a plugin serving for a debugger) the
+        plugin itself, so :meth:`close` only disconnects; otherwise this host, as if it had
+        started it (Shutdown, then SIGKILL after the grace period). A plugin that dies is
+        not restarted: this host does not know how."""
+        found = Reattach.from_json(reattach) if isinstance(reattach, str) else reattach
+        client = cls([f"pid {found.pid}"], **options)
+        client._reattach = found
+        return client.start()
+
+    @property
+    def reattach(self) -> Reattach | None:
+        """What another host needs to attach to this plugin while it runs."""
+        if self.line is None or self.pid is None:
+            return None
+        test = self._reattach.test if self._reattach is not None else False
+        return Reattach.from_line(self.line, self.pid, test=test)
 
     def close(self) -> str:
         """Ask the plugin to shut down, wait up to ``grace`` seconds, then kill its process
@@ -181,9 +229,14 @@ class PluginClient:
     # -- calls ------------------------------------------------------------------------------
 
     def transform(
-        self, headers: Mapping[str, str], *, timeout: float | None = None
+        self, headers: Mapping[str, str], *, counter: Counter | None = None,
+        timeout: float | None = None,
     ) -> dict[str, str]:
         """Call the plugin's ``Transform`` and return the response's headers.
+
+        With ``counter``, the host serves that :class:`~labkit.rpc.broker.Counter` through
+        go-plugin's broker (once per plugin process) and names it in the request, so that
+        the plugin can call it back during the call.
 
         Raises :class:`RPCPluginError` (``stage="call"``) when the plugin is not running,
         dies during the call (with its exit status or signal and last stderr lines), does
@@ -191,6 +244,8 @@ class PluginClient:
         """
         pb = messages("transformer")
         request = pb.TransformRequest(headers=dict(headers))
+        if counter is not None:
+            request.host_service = self._offer(counter)
         reply = self._call(TRANSFORM_METHOD, request, pb.TransformRequest.SerializeToString,
                            pb.TransformResponse.FromString, timeout)
         return dict(sorted(reply.headers.items()))
@@ -236,8 +291,48 @@ class PluginClient:
 
     def _name(self) -> str:
         """The plugin's program: the script when the command starts with a Python."""
+        if self._reattach is not None:
+            return f"attached plugin (pid {self._reattach.pid})"
+        return show(self._program())
+
+    def _program(self) -> str:
+        """The file the command runs: the script when it starts with a Python."""
         interpreted = len(self.command) > 1 and Path(self.command[0]).name.startswith("python")
-        return show(self.command[1] if interpreted else self.command[0])
+        return self.command[1] if interpreted else self.command[0]
+
+    def _attach(self, reattach: Reattach) -> PluginClient:
+        if reattach.protocol != "grpc":
+            raise InputError(f"the plugin at pid {reattach.pid} speaks {reattach.protocol}; "
+                             "labkit's host speaks only grpc", fix="attach to a gRPC plugin")
+        try:
+            self._process = AttachedProcess(reattach.pid, owned=not reattach.test)
+        except OSError as exc:
+            raise RPCPluginError(
+                f"cannot attach to the plugin at pid {reattach.pid}: {exc.strerror}",
+                fix="the plugin is not running (any more): start it again and use the "
+                "reattach information it prints", stage="start", command=self.command) from exc
+        self._open = True
+        _live.add(self)
+        self.line = HandshakeLine(1, reattach.version, reattach.network, reattach.address,
+                                  reattach.protocol)
+        try:
+            self._connect(self.line)
+        except BaseException:
+            self._stop(ask=False)
+            raise
+        return self
+
+    def _offer(self, counter: Counter) -> int:
+        """The broker id under which this plugin process reaches ``counter``."""
+        if self._broker is None:
+            self._require_channel("Transform")
+            raise RPCPluginError("the broker stream is not open", stage="broker",
+                                 command=self.command)
+        if counter not in self._offered:
+            service_id = self._broker.next_id()
+            self._broker.accept_and_serve(service_id, counter.handlers())
+            self._offered[counter] = service_id
+        return self._offered[counter]
 
     def _reset(self) -> None:
         self._lines.clear()
@@ -367,6 +462,11 @@ class PluginClient:
             STDIO_METHOD, request_serializer=empty_pb2.Empty.SerializeToString,
             response_deserializer=gp.StdioData.FromString)(empty_pb2.Empty())
         self._spawn(self._read_stdio, self._stdio_call)
+        self._broker = Broker(self.socket_folder)
+        self._broker_call = self._channel.stream_stream(
+            BROKER_METHOD, request_serializer=gp.ConnInfo.SerializeToString,
+            response_deserializer=gp.ConnInfo.FromString)(self._broker.outgoing())
+        self._spawn(self._broker.receive, self._broker_call)
 
     def _require_channel(self, method: str) -> grpc.Channel:
         if self._channel is None or self._process is None:
@@ -447,6 +547,11 @@ class PluginClient:
         if process is None or not self._open:
             return
         how = ""
+        if isinstance(process, AttachedProcess) and not process.owned:
+            self.ending = ("left running: it serves in test mode and ends itself"
+                           if process.alive else "had ended")
+            self._cleanup()
+            return
         if process.alive and ask and self._channel is not None:
             gp = messages("goplugin")
             with contextlib.suppress(grpc.RpcError):
@@ -466,6 +571,13 @@ class PluginClient:
         if self._stdio_call is not None:
             self._stdio_call.cancel()
             self._stdio_call = None
+        if self._broker is not None:
+            self._broker.close()
+            self._broker = None
+            self._offered.clear()
+        if self._broker_call is not None:
+            self._broker_call.cancel()
+            self._broker_call = None
         if self._channel is not None:
             self._channel.close()
             self._channel = None

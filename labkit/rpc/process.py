@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -145,3 +146,55 @@ def _die_with_parent() -> None:
 
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+
+
+class AttachedProcess:
+    """A plugin process this host did not start (it attached with reattach information):
+    the same questions as :class:`PluginProcess`, answered through a pidfd, since only its
+    parent can read its exit status. It has no pipes and no socket folder of ours; when
+    ``owned`` is false (go-plugin's test mode) :meth:`kill` leaves it running."""
+
+    folder: Path | None = None
+
+    def __init__(self, pid: int, *, owned: bool) -> None:
+        self._pid = pid
+        self.owned = owned
+        self._fd: int | None = os.pidfd_open(pid)  # ProcessLookupError: no such process
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def alive(self) -> bool:
+        return self.wait(0) is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None  # its parent's to read
+
+    def wait(self, seconds: float) -> int | None:
+        """None while it runs; -1 once it ended (its status is not ours to read)."""
+        if self._fd is None:
+            return -1
+        ready, _, _ = select.select([self._fd], [], [], seconds)
+        return -1 if ready else None
+
+    def signal_name(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        return "is still running" if self.alive else "has ended"
+
+    def kill(self) -> bool:
+        """SIGKILL the process if this host owns it; returns whether it was killed."""
+        if not self.owned or not self.alive or self._fd is None:
+            return False
+        signal.pidfd_send_signal(self._fd, signal.SIGKILL)
+        self.wait(5.0)
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

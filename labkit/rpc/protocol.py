@@ -26,11 +26,12 @@ How a host starts a plugin (hashicorp/go-plugin, ``docs/internals.md``, ``client
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..errors import HandshakeError
+from ..errors import HandshakeError, InputError
 
 #: go-plugin's own protocol version: the first field of the handshake line.
 CORE_PROTOCOL_VERSION = 1
@@ -209,3 +210,59 @@ def _shape_problem(parts: list[str]) -> str:
 
 def _quote(text: str) -> str:
     return repr(text if len(text) <= 120 else text[:117] + "...")
+
+
+@dataclass(frozen=True)
+class Reattach:
+    """Where a running plugin listens, for a host that did not start it: go-plugin's
+    ``ReattachConfig``, read and written in the JSON shape of Terraform's
+    ``TF_REATTACH_PROVIDERS``::
+
+        {"transformer": {"Protocol": "grpc", "ProtocolVersion": 1, "Pid": 4242,
+                         "Test": true, "Addr": {"Network": "unix", "String": "/tmp/…"}}}
+
+    ``test`` is go-plugin's test mode: the plugin ends itself, so a host that attached only
+    disconnects; without it the attached host stops the plugin as if it had started it.
+    """
+
+    pid: int
+    network: str
+    address: str
+    protocol: str = "grpc"
+    version: int = 1
+    test: bool = False
+
+    @classmethod
+    def from_line(cls, line: HandshakeLine, pid: int, *, test: bool = False) -> Reattach:
+        """The reattach information of a plugin whose handshake line and PID are known."""
+        return cls(pid, line.network, line.address, line.protocol, line.app_version, test)
+
+    def to_json(self, name: str = PLUGIN_NAME) -> str:
+        return json.dumps({name: {
+            "Protocol": self.protocol, "ProtocolVersion": self.version, "Pid": self.pid,
+            "Test": self.test, "Addr": {"Network": self.network, "String": self.address}}})
+
+    @classmethod
+    def from_json(cls, text: str, name: str = PLUGIN_NAME) -> Reattach:
+        """Read the JSON above; raise :class:`InputError` naming what is wrong."""
+        example = ('{"transformer": {"Protocol": "grpc", "ProtocolVersion": 1, "Pid": 4242, '
+                   '"Test": true, "Addr": {"Network": "unix", "String": "/tmp/x/plugin.sock"}}}')
+        fix = f"pass the line the plugin printed in debug mode, shaped like {example}"
+        try:
+            entry = json.loads(text)[name]
+            address = entry["Addr"]
+            found = cls(pid=entry["Pid"], network=address["Network"], address=address["String"],
+                        protocol=entry.get("Protocol") or "netrpc",
+                        version=entry.get("ProtocolVersion", 0), test=entry.get("Test", False))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"the reattach information is not JSON ({exc.msg} at character "
+                             f"{exc.pos}): {_quote(text)}", fix=fix) from None
+        except (KeyError, TypeError) as exc:
+            missing = f"no {exc}" if isinstance(exc, KeyError) else "a value of the wrong type"
+            raise InputError(f"the reattach information for {name!r} has {missing}: "
+                             f"{_quote(text)}", fix=fix) from None
+        if not isinstance(found.pid, int) or found.pid <= 0 or found.network not in _NETWORKS:
+            raise InputError(f"the reattach information for {name!r} names pid {found.pid!r} "
+                             f"and network {found.network!r}: {_quote(text)}",
+                             fix="Pid must be a process id, Network 'unix' or 'tcp'")
+        return found

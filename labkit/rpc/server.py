@@ -14,12 +14,20 @@ go-plugin host can start, a Go host built with hashicorp/go-plugin as well as
 - from then on, ``print`` and ``sys.stderr`` writes travel to the host over StreamStdio,
   while logs (hclog JSON) and crash reports go to the real stderr;
 - ignores SIGINT (the host decides when the plugin ends) and exits cleanly on Shutdown,
-  or when its host process is gone.
+  or when its host process is gone;
+- answers the host's broker stream: a ``transform`` that takes a second argument gets a
+  :class:`Call`, whose ``counter`` reaches the host's counter when the request offers one.
+
+With ``debug=True`` it serves as go-plugin's test mode does (Terraform's providers under a
+debugger): no cookie is needed, it prints its reattach information as one line of JSON
+(:class:`~labkit.rpc.protocol.Reattach`) instead of the handshake, keeps its own stdout, and
+serves until Shutdown, SIGINT or SIGTERM, whoever attaches.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import inspect
 import io
 import os
 import queue
@@ -37,6 +45,7 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from .broker import Broker, HostCounter
 from .hclog import Logger
 from .protocol import (
     CORE_PROTOCOL_VERSION,
@@ -49,11 +58,12 @@ from .protocol import (
     TRANSFORM_SERVICE,
     Handshake,
     HandshakeLine,
+    Reattach,
     negotiate,
 )
 from .stubs import messages
 
-Transform = Callable[[dict[str, str]], Mapping[str, str]]
+Transform = Callable[..., Mapping[str, str]]
 
 _STDIO_LIMIT = 8 << 20  # bytes of stdout/stderr held for a host that is not reading
 _PARENT_POLL = 0.5
@@ -65,16 +75,19 @@ def serve(
     handshake: Handshake = LAB_HANDSHAKE,
     name: str | None = None,
     lang: str | None = "python",
+    debug: bool = False,
 ) -> None:
     """Serve ``transform`` as a go-plugin gRPC plugin until the host shuts it down.
 
-    ``transform`` receives the request's headers and returns the response's; when ``lang``
-    is set, :data:`LANG_HEADER` is set to it in every response. ``name`` names the plugin in
+    ``transform`` receives the request's headers (and, if it takes a second argument, the
+    :class:`Call`) and returns the response's; when ``lang``
+    is set, :data:`LANG_HEADER` is set to it in every response. ``debug``: serve for a host
+    that attaches (see above). ``name`` names the plugin in
     its logs (default: the script's file name). Returns when the host called Shutdown or
     went away; raises ``SystemExit(1)`` when the magic cookie is missing, as go-plugin does.
     """
     label = name or Path(sys.argv[0] or "plugin").name
-    if os.environ.get(handshake.cookie_key) != handshake.cookie_value:
+    if not debug and os.environ.get(handshake.cookie_key) != handshake.cookie_value:
         sys.stderr.write(
             f"{label} is a Plugin Lab plugin: a host starts it, it is not run by hand.\n"
             f"It found no {handshake.cookie_key}={handshake.cookie_value} in its environment.\n"
@@ -91,28 +104,41 @@ def serve(
     if not agreed:
         log.warn("no app protocol version in common with the host; serving the oldest",
                  version=version, host=os.environ.get(ENV_VERSIONS, ""))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    if debug:
+        for ending in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(ending, lambda *_: stop.set())
+    else:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     folder, socket_path = _socket_place(label)
     stdio = _Stdio()
-    stop = threading.Event()
+    broker = Broker(folder)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"))
-    _add_services(server, transform, lang, stdio, stop, log)
+    _add_services(server, transform, lang, stdio, stop, log, broker)
     try:
         server.add_insecure_port(f"unix:{socket_path}")
         server.start()
         line = HandshakeLine(CORE_PROTOCOL_VERSION, version, "unix", str(socket_path), "grpc")
         log.debug("plugin address", network="unix", address=socket_path)
-        os.write(1, f"{line}\n".encode())
-        sys.stdout = stdio.writer(1)
-        sys.stderr = stdio.writer(2)
+        if debug:
+            reattach = Reattach.from_line(line, os.getpid(), test=True)
+            os.write(1, f"{reattach.to_json()}\n".encode())
+        else:
+            os.write(1, f"{line}\n".encode())
+            sys.stdout = stdio.writer(1)
+            sys.stderr = stdio.writer(2)
         log.info("serving", version=version, pid=os.getpid())
-        _watch_parent(stop, log)
-        stop.wait()
+        if not debug:
+            _watch_parent(stop, log)
+        while not stop.wait(0.5 if debug else None):
+            pass  # in debug mode, wake now and then so that a signal's handler runs
         log.info("shutting down")
         stdio.close()  # ends StreamStdio, so the graceful stop need not wait for it
+        broker.close()
         server.stop(grace=1).wait()
     finally:
         stdio.close()
+        broker.close()
         shutil.rmtree(folder, ignore_errors=True)
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
@@ -143,9 +169,27 @@ def _watch_parent(stop: threading.Event, log: Logger) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _takes_two(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` takes a second positional argument (the :class:`Call`)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # a builtin such as dict: one argument
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+
+
+class Call:
+    """What a plugin's ``transform`` may reach besides the headers: the host's counter,
+    when the request offers one through the broker (``None`` otherwise)."""
+
+    def __init__(self, counter: HostCounter | None) -> None:
+        self.counter = counter
+
+
 def _add_services(
     server: grpc.Server, transform: Transform, lang: str | None, stdio: _Stdio,
-    stop: threading.Event, log: Logger,
+    stop: threading.Event, log: Logger, broker: Broker,
 ) -> None:
     pb = messages("transformer")
     gp = messages("goplugin")
@@ -154,9 +198,16 @@ def _add_services(
     status.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(status, server)
 
+    wants_call = _takes_two(transform)
+
     def do_transform(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            headers = dict(transform(dict(request.headers)))
+            if wants_call:
+                counter = (HostCounter(broker.dial(request.host_service))
+                           if request.host_service else None)
+                headers = dict(transform(dict(request.headers), Call(counter)))
+            else:
+                headers = dict(transform(dict(request.headers)))
         except Exception as exc:  # the plugin's bug travels back as a status, not a crash
             log.error("transform failed", error=f"{type(exc).__name__}: {exc}")
             context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -176,9 +227,10 @@ def _add_services(
             yield gp.StdioData(channel=channel, data=data)
 
     def start_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-        for _ in requests:  # labkit's plugins broker no extra connections
-            pass
-        return iter(())
+        broker.restart()
+        threading.Thread(target=broker.receive, args=(requests,), name="broker",
+                         daemon=True).start()
+        return broker.outgoing(context.is_active)
 
     handlers = {
         TRANSFORM_SERVICE: {"Transform": grpc.unary_unary_rpc_method_handler(

@@ -1,6 +1,8 @@
 """The lab's RPC plugins and hosts: where they live, how to build and start them.
 
 - ``plugins/python/transformer_plugin.py``: the Python plugin (:func:`python_plugin`).
+- ``plugins/python/callback_plugin.py``: the Python plugin that calls its host's counter
+  back through go-plugin's broker and can be started by hand (``--debug``).
 - ``plugins/python/faulty_plugin.py MODE``: a plugin that misbehaves on purpose
   (:func:`faulty_plugin`).
 - ``plugins/go/goplugin/``: a Go module that requires hashicorp/go-plugin from the Go module
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..build.c import Artifact
 from ..build.go import build_go
@@ -22,9 +25,14 @@ from ..errors import InputError
 from ..isolate import Outcome, run_program
 from ..paths import PLUGINS_GO, PLUGINS_PY
 
+if TYPE_CHECKING:  # labkit.rpc imports grpc, which these helpers do not need
+    from ..rpc.protocol import Reattach
+
 #: The Go module of the RPC samples (its own go.mod, requiring hashicorp/go-plugin).
 GOPLUGIN_MODULE = PLUGINS_GO / "goplugin"
 PY_TRANSFORMER = PLUGINS_PY / "transformer_plugin.py"
+#: The Python plugin that calls its host back through the broker and takes --debug.
+PY_CALLBACK = PLUGINS_PY / "callback_plugin.py"
 FAULTY_PLUGIN = PLUGINS_PY / "faulty_plugin.py"
 FAULTS = ("exit-early", "junk", "silent", "flood", "crash-on-call", "ignore-shutdown",
           "chatty", "wrong-core", "netrpc", "raise")
@@ -63,20 +71,38 @@ def faulty_plugin(mode: str) -> list[str]:
 
 def run_go_rpc_host(
     host: str | os.PathLike[str],
-    plugin_command: Sequence[str | os.PathLike[str]],
+    plugin_command: Sequence[str | os.PathLike[str]] = (),
     *,
     headers: Mapping[str, str] | None = None,
+    times: int = 1,
+    counter: bool = False,
+    checksum: str | None = None,
+    reattach: Reattach | None = None,
     bench: int = 0,
     repeats: int = 1,
     timeout: float = 60.0,
 ) -> Outcome:
-    """Run the Go host on a plugin's command line; it prints the response headers sorted,
-    one per line (and with ``bench`` a timing line per batch of ``bench`` calls, ``repeats``
-    batches, then ``bench: start NS ns``, how long starting the plugin took). The host's own
-    stderr carries the plugin's stdout and logs."""
+    """Run the Go host on a plugin's command line, or attached to a running plugin with
+    ``reattach``; it prints the last response's headers sorted, one per line (and with
+    ``bench`` a timing line per batch of ``bench`` calls, ``repeats`` batches, then
+    ``bench: start NS ns``, how long starting the plugin took). ``times`` sends the request
+    that many times; ``counter`` offers the host's counter through go-plugin's broker;
+    ``checksum`` is go-plugin's SecureConfig (hex SHA-256 of the plugin's executable). The
+    host's own stderr carries the plugin's stdout and logs."""
+    if (reattach is None) == (not plugin_command):
+        raise InputError("give the Go host a plugin command or reattach information, not "
+                         "both or neither", fix="pass plugin_command=[...] or reattach=...")
     argv: list[str | os.PathLike[str]] = [host]
     for key, value in (headers or {}).items():
         argv += ["-header", f"{key}={value}"]
+    if times != 1:
+        argv += ["-times", str(times)]
+    if counter:
+        argv.append("-counter")
+    if checksum is not None:
+        argv += ["-checksum", checksum]
+    if reattach is not None:
+        argv += ["-reattach", reattach.to_json()]
     if bench:
         argv += ["-bench", str(bench), "-repeats", str(repeats)]
     return run_program([*argv, *plugin_command], timeout=timeout)

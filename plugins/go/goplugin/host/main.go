@@ -1,7 +1,15 @@
 // Command host is a go-plugin host: it starts the plugin whose command line it is given,
 // sends one request and prints the response's headers, sorted, one per line.
 //
-//	host [-header k=v]... [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]
+//	host [-header k=v]... [-times N] [-counter] [-checksum SHA256] [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]
+//	host [-header k=v]... [-times N] [-counter] -reattach JSON
+//
+// -times N sends the request N times and prints the last response. -counter offers the
+// plugin the host's counter through go-plugin's GRPCBroker with every request. -checksum
+// is go-plugin's SecureConfig: the host starts the plugin only if the SHA-256 of the
+// plugin's executable is this (hex). -reattach attaches to a plugin that is already running,
+// given its reattach information (the JSON the lab's plugins print with -debug); the host
+// then did not start the plugin, and stops it at the end only if it is not in test mode.
 //
 // With -bench N it also times N more calls and prints the mean round trip per call, for R
 // batches of N calls (one line each, R is 1 by default), then how long starting the plugin
@@ -9,6 +17,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
@@ -41,30 +51,57 @@ func main() {
 	flag.Var(headers, "header", "a request header KEY=VALUE (repeatable)")
 	bench := flag.Int("bench", 0, "time this many more calls")
 	repeats := flag.Int("repeats", 1, "with -bench: time that many calls this many times")
+	times := flag.Int("times", 1, "send the request this many times, print the last response")
+	counter := flag.Bool("counter", false, "offer the plugin the host's counter through the broker")
+	checksum := flag.String("checksum", "", "start the plugin only if its executable's SHA-256 is this")
+	reattach := flag.String("reattach", "", "attach to a running plugin: its reattach JSON")
 	flag.Parse()
-	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: host [-header k=v]... [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]")
+	if (flag.NArg() == 0) == (*reattach == "") {
+		fmt.Fprintln(os.Stderr, "usage: host [-header k=v]... [-times N] [-counter] [-checksum SHA256] [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]")
+		fmt.Fprintln(os.Stderr, "       host [-header k=v]... [-times N] [-counter] -reattach JSON")
 		os.Exit(2)
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "host", Output: os.Stderr, Level: hclog.Warn})
-	client := plugin.NewClient(&plugin.ClientConfig{
+	config := &plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,
 		Plugins:          shared.PluginMap,
-		Cmd:              exec.Command(flag.Arg(0), flag.Args()[1:]...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           log,
 		SyncStdout:       os.Stderr, // the plugin's own stdout, kept apart from the answer
 		SyncStderr:       os.Stderr,
-	})
+	}
+	if *reattach != "" {
+		r, err := shared.DecodeReattach(*reattach, "transformer")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "host:", err)
+			os.Exit(2)
+		}
+		config.Reattach = r
+	} else {
+		config.Cmd = exec.Command(flag.Arg(0), flag.Args()[1:]...)
+	}
+	if *checksum != "" {
+		sum, err := hex.DecodeString(*checksum)
+		if err != nil || len(sum) != sha256.Size {
+			fmt.Fprintf(os.Stderr, "host: -checksum wants 64 hex digits (a SHA-256), not %q\n", *checksum)
+			os.Exit(2)
+		}
+		config.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(config)
 	defer client.Kill()
-	if err := run(client, headers, *bench, *repeats); err != nil {
+	var counts shared.Counter
+	if *counter {
+		counts = &shared.Counts{}
+	}
+	if err := run(client, headers, *times, counts, *bench, *repeats); err != nil {
 		fmt.Fprintln(os.Stderr, "host:", err)
 		client.Kill()
 		os.Exit(1)
 	}
 }
 
-func run(client *plugin.Client, headers map[string]string, bench, repeats int) error {
+func run(client *plugin.Client, headers map[string]string, times int, counter shared.Counter, bench, repeats int) error {
 	begin := time.Now()
 	rpc, err := client.Client()
 	if err != nil {
@@ -75,10 +112,16 @@ func run(client *plugin.Client, headers map[string]string, bench, repeats int) e
 		return err
 	}
 	started := time.Since(begin)
-	t := raw.(shared.Transformer)
-	out, err := t.Transform(headers)
-	if err != nil {
-		return err
+	t := raw.(shared.Host)
+	call := t.Transform
+	if counter != nil {
+		call = func(h map[string]string) (map[string]string, error) { return t.TransformCounting(h, counter) }
+	}
+	var out map[string]string
+	for i := 0; i < max(times, 1); i++ {
+		if out, err = call(headers); err != nil {
+			return err
+		}
 	}
 	keys := make([]string, 0, len(out))
 	for k := range out {
@@ -92,7 +135,7 @@ func run(client *plugin.Client, headers map[string]string, bench, repeats int) e
 		for r := 0; r < repeats; r++ {
 			start := time.Now()
 			for i := 0; i < bench; i++ {
-				if _, err := t.Transform(headers); err != nil {
+				if _, err := call(headers); err != nil {
 					return err
 				}
 			}

@@ -1,0 +1,235 @@
+"""go-plugin beyond the basics, for real: SecureConfig, reattach, the broker; each against
+the real hashicorp/go-plugin where it applies, and after each no process and no socket."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from labkit.errors import InputError, RPCPluginError
+from labkit.rpc import Counter, PluginClient, Reattach, checksum, live_plugins, start_by_hand
+from labkit.samples.rpc import (
+    PY_CALLBACK,
+    PY_TRANSFORMER,
+    RpcSamples,
+    python_plugin,
+    response_headers,
+)
+from labkit.samples.rpc import run_go_rpc_host as go_host
+from tests.test_rpc import (  # noqa: F401 - go_rpc and watched are fixtures
+    go_rpc,
+    gone,
+    socket_folders,
+    start,
+    watched,
+)
+
+PY_DEBUG = python_plugin(PY_CALLBACK, "--debug")
+PY_COUNTING = python_plugin(PY_CALLBACK)
+
+
+def tampered(original: Path, folder: Path) -> Path:
+    copy = folder / original.name
+    shutil.copy2(original, copy)
+    with copy.open("ab") as file:
+        file.write(b"\n# one byte more\n" if copy.suffix == ".py" else b"\0")
+    return copy
+
+
+# -- SecureConfig -----------------------------------------------------------------------------
+
+def test_labkit_starts_a_plugin_only_if_its_checksum_matches(
+    go_rpc: RpcSamples, watched: list[PluginClient], tmp_path: Path,  # noqa: F811
+) -> None:
+    go = go_rpc.plugin.path
+    assert start(watched, [str(go)], checksum=checksum(go)).transform({}) == {
+        "x-plugin-lang": "go"}
+    script = python_plugin(tampered(PY_TRANSFORMER, tmp_path))
+    before = socket_folders()
+    for command, trusted in [([str(tampered(go, tmp_path))], checksum(go)),
+                             (script, checksum(PY_TRANSFORMER))]:
+        client = PluginClient(command, checksum=trusted)
+        watched.append(client)
+        with pytest.raises(RPCPluginError, match="is not the file the host trusts") as caught:
+            client.start()
+        assert caught.value.stage == "verify" and client.pid is None
+        assert "did not start it" in caught.value.what
+    assert socket_folders() == before  # nothing was started, so no folder was made
+
+
+def test_the_go_host_refuses_a_tampered_plugin(go_rpc: RpcSamples, tmp_path: Path) -> None:  # noqa: F811
+    go = go_rpc.plugin.path
+    good = go_host(go_rpc.host, [go], checksum=checksum(go))
+    assert good.ok and response_headers(good)["x-plugin-lang"] == "go"
+    bad = go_host(go_rpc.host, [tampered(go, tmp_path)], checksum=checksum(go))
+    assert bad.returncode == 1 and "checksums did not match" in bad.stderr
+    assert response_headers(bad) == {}
+
+
+@pytest.mark.parametrize("text", ["", "abc", "g" * 64, "a" * 63, "a" * 65])
+def test_a_checksum_that_is_not_a_sha256_is_an_input_error(text: str) -> None:
+    with pytest.raises(InputError, match="64 hex digits"):
+        PluginClient(python_plugin(), checksum=text)
+
+
+# -- reattach ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["go", "python"])
+def test_hosts_attach_to_a_plugin_started_by_hand_and_leave_it_running(
+    command: str, go_rpc: RpcSamples, watched: list[PluginClient],  # noqa: F811
+) -> None:
+    argv = [str(go_rpc.plugin.path), "-debug"] if command == "go" else PY_DEBUG
+    with start_by_hand(argv) as plugin:
+        info = plugin.reattach
+        assert info.pid == plugin.pid and info.test and info.protocol == "grpc"
+        for given_as in (info.to_json(), info):  # the JSON the plugin printed, or read
+            client = PluginClient.attach(given_as)
+            watched.append(client)
+            assert client.pid == plugin.pid and client.health() == "SERVING"
+            assert client.transform({"a": "b"})["x-plugin-lang"] == command
+            assert client.close() == "left running: it serves in test mode and ends itself"
+            assert plugin.alive
+        outcome = go_host(go_rpc.host, reattach=info)
+        assert outcome.ok, outcome.stderr
+        assert response_headers(outcome)["x-plugin-lang"] == command
+        assert plugin.alive  # go-plugin's Kill leaves a test-mode plugin alone
+        assert plugin.stop() == "exited with status 0 after Ctrl-C"
+    assert gone(plugin.pid)
+
+
+@pytest.mark.parametrize("command", ["go", "python"])
+def test_a_host_that_attaches_outside_test_mode_owns_the_plugin(
+    command: str, go_rpc: RpcSamples,  # noqa: F811
+) -> None:
+    for stopper in ("labkit", "go-plugin"):
+        argv = [str(go_rpc.plugin.path), "-debug"] if command == "go" else PY_DEBUG
+        with start_by_hand(argv) as plugin:
+            owned = replace(plugin.reattach, test=False)
+            if stopper == "labkit":
+                assert PluginClient.attach(owned).close() == "has ended after Shutdown"
+            else:
+                assert go_host(go_rpc.host, reattach=owned).ok
+            deadline = time.monotonic() + 5
+            while plugin.alive and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not plugin.alive, stopper
+    assert live_plugins() == []
+
+
+def test_attaching_to_a_plugin_that_is_gone_says_so(go_rpc: RpcSamples) -> None:  # noqa: F811
+    with start_by_hand([str(go_rpc.plugin.path), "-debug"]) as plugin:
+        info = plugin.reattach
+    with pytest.raises(RPCPluginError, match=f"cannot attach to the plugin at pid {info.pid}"):
+        PluginClient.attach(info)
+    assert live_plugins() == []
+
+
+def test_a_command_that_prints_no_reattach_line_is_refused_and_stopped() -> None:
+    with pytest.raises(RPCPluginError, match="printed no reattach information") as caught:
+        start_by_hand(PY_COUNTING, timeout=3)  # no --debug: no cookie
+    assert "it exited with status 1" in caught.value.what
+
+
+@given(st.integers(1, 2**22), st.sampled_from(["unix", "tcp"]),
+       st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40),
+       st.integers(0, 99), st.booleans())
+def test_reattach_information_reads_back_as_written(
+    pid: int, network: str, address: str, version: int, test: bool,
+) -> None:
+    info = Reattach(pid, network, address, "grpc", version, test)
+    assert Reattach.from_json(info.to_json()) == info
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("", "is not JSON"), ("{}", "has no 'transformer'"),
+    ('{"transformer": {"Pid": 1}}', "has no 'Addr'"),
+    ('{"transformer": {"Pid": 0, "Addr": {"Network": "unix", "String": "/x"}}}', "pid 0"),
+    ('{"transformer": {"Pid": 5, "Addr": {"Network": "pipe", "String": "/x"}}}', "'pipe'"),
+    ('{"transformer": []}', "wrong type"),
+])
+def test_bad_reattach_information_is_an_input_error(text: str, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        Reattach.from_json(text)
+
+
+# -- the broker: the plugin calls the host back -------------------------------------------------
+
+@pytest.mark.parametrize("command", ["go", "python"])
+def test_labkits_host_serves_its_counter_to_the_plugin_through_the_broker(
+    command: str, go_rpc: RpcSamples, watched: list[PluginClient],  # noqa: F811
+) -> None:
+    counter = Counter()
+    argv = [str(go_rpc.plugin.path)] if command == "go" else PY_COUNTING
+    for process in (1, 2):  # the count lives in the host, across plugin processes
+        client = start(watched, argv)
+        for call in (1, 2, 3):
+            reply = client.transform({"a": "b"}, counter=counter)
+            assert reply["x-call-number"] == str(3 * (process - 1) + call)
+        assert "x-call-number" not in client.transform({"a": "b"})  # offered per call
+        client.close()
+    assert counter.counts == {"transform": 6}
+
+
+@pytest.mark.parametrize("command", ["go", "python"])
+def test_the_go_hosts_counter_is_called_back_by_either_plugin(
+    command: str, go_rpc: RpcSamples,  # noqa: F811
+) -> None:
+    argv = [go_rpc.plugin.path] if command == "go" else PY_COUNTING
+    outcome = go_host(go_rpc.host, argv, counter=True, times=3)
+    assert outcome.ok, outcome.stderr
+    assert response_headers(outcome)["x-call-number"] == "3"
+    assert response_headers(go_host(go_rpc.host, argv, times=3)).get("x-call-number") is None
+
+
+def test_go_plugins_broker_serves_only_the_first_host_that_attaches(
+    go_rpc: RpcSamples, watched: list[PluginClient],  # noqa: F811
+) -> None:
+    """go-plugin closes a plugin's broker when the first host's stream ends (grpc_broker.go,
+    StartStream's deferred Close); labkit's plugin takes the next host's stream."""
+    for argv, second in ([[str(go_rpc.plugin.path), "-debug"], None], [PY_DEBUG, "2"]):
+        counter = Counter()
+        with start_by_hand(argv) as plugin:
+            first = PluginClient.attach(plugin.reattach)
+            watched.append(first)
+            assert first.transform({}, counter=counter)["x-call-number"] == "1"
+            first.close()
+            later = PluginClient.attach(plugin.reattach, call_timeout=15)
+            watched.append(later)
+            if second is None:
+                with pytest.raises(RPCPluginError, match="timeout waiting for connection info"):
+                    later.transform({}, counter=counter)
+            else:
+                assert later.transform({}, counter=counter)["x-call-number"] == second
+            assert later.transform({})["x-plugin-lang"] in ("go", "python")  # still serving
+            later.close()
+
+
+def test_a_plugin_that_dials_an_id_nobody_offered_gets_a_clear_error(
+    watched: list[PluginClient],  # noqa: F811
+) -> None:
+    from labkit.rpc.broker import Broker
+
+    broker = Broker()
+    try:
+        with pytest.raises(RPCPluginError, match="no connection information for it "
+                                                 r"arrived within 0\.2 s"):
+            broker.dial(7, timeout=0.2)
+    finally:
+        broker.close()
+
+
+def test_no_broker_socket_outlives_its_host(
+    go_rpc: RpcSamples, watched: list[PluginClient],  # noqa: F811
+) -> None:
+    client = start(watched, [str(go_rpc.plugin.path)])
+    client.transform({}, counter=Counter())
+    folder = client.socket_folder
+    assert folder is not None and any(folder.glob("broker-*/*.sock"))
+    client.close()
+    assert not folder.exists()
