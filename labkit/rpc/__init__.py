@@ -16,23 +16,57 @@ import os
 # forks to start plugins and to isolate crashes); labkit's children never use grpc.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from .broker import Counter, HostCounter
-from .byhand import ByHand, start_by_hand
-from .client import PluginClient, live_plugins, started
-from .hclog import LogRecord
-from .protocol import (
-    CORE_PROTOCOL_VERSION,
-    LAB_HANDSHAKE,
-    LANG_HEADER,
-    PLUGIN_NAME,
-    Handshake,
-    HandshakeLine,
-    Reattach,
-    negotiate,
-    parse_handshake,
-)
-from .secure import checksum
-from .server import Call, serve
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .broker import Counter, HostCounter
+    from .byhand import ByHand, start_by_hand
+    from .client import PluginClient, live_plugins, started
+    from .hclog import LogRecord
+    from .protocol import (
+        CORE_PROTOCOL_VERSION,
+        LAB_HANDSHAKE,
+        LANG_HEADER,
+        PLUGIN_NAME,
+        Handshake,
+        HandshakeLine,
+        Reattach,
+        negotiate,
+        parse_handshake,
+    )
+    from .secure import checksum
+    from .server import Call, serve
+
+#: Each public name and its module. Imported on first use: a plugin process needs the
+#: server side only, and every module it does not import shortens its start.
+_LAZY = {
+    "Counter": ".broker", "HostCounter": ".broker",
+    "ByHand": ".byhand", "start_by_hand": ".byhand",
+    "PluginClient": ".client", "live_plugins": ".client", "started": ".client",
+    "LogRecord": ".hclog",
+    "CORE_PROTOCOL_VERSION": ".protocol", "LAB_HANDSHAKE": ".protocol",
+    "LANG_HEADER": ".protocol", "PLUGIN_NAME": ".protocol", "Handshake": ".protocol",
+    "HandshakeLine": ".protocol", "Reattach": ".protocol", "negotiate": ".protocol",
+    "parse_handshake": ".protocol",
+    "checksum": ".secure",
+    "Call": ".server", "serve": ".server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'labkit.rpc' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "CORE_PROTOCOL_VERSION",
