@@ -3,6 +3,7 @@ the real hashicorp/go-plugin where it applies, and after each no process and no 
 
 from __future__ import annotations
 
+import base64
 import shutil
 import time
 from dataclasses import replace
@@ -233,3 +234,46 @@ def test_no_broker_socket_outlives_its_host(
     assert folder is not None and any(folder.glob("broker-*/*.sock"))
     client.close()
     assert not folder.exists()
+
+
+# -- AutoMTLS ------------------------------------------------------------------------------------
+
+P521 = bytes.fromhex("06052b81040023")  # DER of the OID 1.3.132.0.35, secp521r1
+
+
+def test_go_plugins_automtls_go_to_go_trades_p521_certificates(
+    go_rpc: RpcSamples, tmp_path: Path,  # noqa: F811
+) -> None:
+    """The host's certificate goes to the plugin in PLUGIN_CLIENT_CERT (PEM), the plugin's
+    comes back as the handshake line's sixth field (base64 DER, unpadded): both P-521."""
+    wrapper = tmp_path / "recording-plugin"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s" "$PLUGIN_CLIENT_CERT" > "{tmp_path}/client.pem"\n'
+        f'"{go_rpc.plugin.path}" | (IFS= read -r line; printf "%s\\n" "$line" > '
+        f'"{tmp_path}/line"; printf "%s\\n" "$line"; cat)\n')
+    wrapper.chmod(0o755)
+    outcome = go_host(go_rpc.host, [wrapper], automtls=True)
+    assert outcome.ok, outcome.stderr
+    assert response_headers(outcome)["x-plugin-lang"] == "go"
+    client_pem = (tmp_path / "client.pem").read_text()
+    assert client_pem.startswith("-----BEGIN CERTIFICATE-----")
+    body = "".join(client_pem.strip().splitlines()[1:-1])
+    server_b64 = (tmp_path / "line").read_text().strip().split("|")[5]
+    padded = server_b64 + "=" * (-len(server_b64) % 4)
+    for der in (base64.b64decode(body), base64.b64decode(padded)):
+        assert der[0] == 0x30 and P521 in der  # an X.509 certificate on P-521
+
+
+def test_labkit_refuses_automtls_on_both_sides_and_says_why(
+    go_rpc: RpcSamples, watched: list[PluginClient],  # noqa: F811
+) -> None:
+    outcome = go_host(go_rpc.host, python_plugin(), automtls=True)
+    assert outcome.returncode == 1
+    assert "[ERROR] host.python: the host asked for go-plugin's AutoMTLS" in outcome.stderr
+    client = PluginClient([str(go_rpc.plugin.path)], env={"PLUGIN_CLIENT_CERT": "any"})
+    watched.append(client)
+    with pytest.raises(RPCPluginError, match="serves TLS: its handshake line carries a server "
+                                             "certificate") as caught:
+        client.start()
+    assert "P-521" in caught.value.what and caught.value.stage == "handshake"

@@ -38,7 +38,9 @@ from .broker import Broker, Counter
 from .hclog import LogRecord, parse_line
 from .process import AttachedProcess, PluginProcess
 from .protocol import (
+    AUTOMTLS_WHY,
     BROKER_METHOD,
+    ENV_CLIENT_CERT,
     ENV_SOCKET_DIR,
     HEALTH_SERVICE,
     LAB_HANDSHAKE,
@@ -432,6 +434,12 @@ class PluginClient:
                 f"accepts {accepted}",
                 "build the plugin for a version the host accepts, or give the host "
                 "versions=(...) that includes the plugin's")
+        if line.server_cert:
+            raise self._start_failure(
+                "handshake", "serves TLS: its handshake line carries a server certificate "
+                f"(go-plugin's AutoMTLS, asked for with {ENV_CLIENT_CERT}); labkit's host "
+                f"speaks without TLS, because {AUTOMTLS_WHY}",
+                f"start the plugin without {ENV_CLIENT_CERT} in its environment")
         if line.protocol != "grpc":
             raise self._start_failure(
                 "handshake", f"speaks go-plugin's {line.protocol} protocol; labkit's host "

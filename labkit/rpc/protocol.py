@@ -40,6 +40,16 @@ ENV_VERSIONS = "PLUGIN_PROTOCOL_VERSIONS"
 ENV_SOCKET_DIR = "PLUGIN_UNIX_SOCKET_DIR"
 ENV_MIN_PORT = "PLUGIN_MIN_PORT"
 ENV_MAX_PORT = "PLUGIN_MAX_PORT"
+#: go-plugin's AutoMTLS: the host's certificate (PEM), handed to the plugin.
+ENV_CLIENT_CERT = "PLUGIN_CLIENT_CERT"
+
+#: Why labkit takes no part in go-plugin's AutoMTLS (measured with grpcio 1.85.1 against
+#: go-plugin 1.8.0; go-plugin's mtls.go makes both certificates on P-521).
+AUTOMTLS_WHY = (
+    "go-plugin's AutoMTLS certificates are ECDSA P-521, and the BoringSSL inside grpcio does "
+    "not offer ecdsa_secp521r1_sha512 among the signature algorithms it accepts, so Go finds "
+    "no algorithm both sides share: as the server it aborts the TLS handshake, as the client "
+    "it sends no certificate")
 
 #: The name under which every go-plugin plugin reports SERVING on the gRPC health service.
 HEALTH_SERVICE = "plugin"

@@ -48,7 +48,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .broker import Broker, HostCounter
 from .hclog import Logger
 from .protocol import (
+    AUTOMTLS_WHY,
     CORE_PROTOCOL_VERSION,
+    ENV_CLIENT_CERT,
     ENV_SOCKET_DIR,
     ENV_VERSIONS,
     HEALTH_SERVICE,
@@ -93,6 +95,14 @@ def serve(
             f"It found no {handshake.cookie_key}={handshake.cookie_value} in its environment.\n"
             "Start it from a host instead: labkit.rpc.PluginClient([...]) in Python, or the "
             "lab's Go host (plugins/go/goplugin/host).\n")
+        sys.stderr.flush()
+        raise SystemExit(1)
+    if os.environ.get(ENV_CLIENT_CERT):
+        # an hclog record: a go-plugin host shows those at their level (plain lines at debug)
+        Logger(sys.stderr, label).error(
+            f"the host asked for go-plugin's AutoMTLS ({ENV_CLIENT_CERT} is set); labkit's "
+            f"plugins serve without TLS, because {AUTOMTLS_WHY}. Fix: start it from a host "
+            "without AutoMTLS")
         sys.stderr.flush()
         raise SystemExit(1)
     real_stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")

@@ -78,6 +78,7 @@ def run_go_rpc_host(
     counter: bool = False,
     checksum: str | None = None,
     reattach: Reattach | None = None,
+    automtls: bool = False,
     bench: int = 0,
     repeats: int = 1,
     timeout: float = 60.0,
@@ -87,7 +88,8 @@ def run_go_rpc_host(
     ``bench`` a timing line per batch of ``bench`` calls, ``repeats`` batches, then
     ``bench: start NS ns``, how long starting the plugin took). ``times`` sends the request
     that many times; ``counter`` offers the host's counter through go-plugin's broker;
-    ``checksum`` is go-plugin's SecureConfig (hex SHA-256 of the plugin's executable). The
+    ``checksum`` is go-plugin's SecureConfig (hex SHA-256 of the plugin's executable);
+    ``automtls`` go-plugin's AutoMTLS. The
     host's own stderr carries the plugin's stdout and logs."""
     if (reattach is None) == (not plugin_command):
         raise InputError("give the Go host a plugin command or reattach information, not "
@@ -103,6 +105,8 @@ def run_go_rpc_host(
         argv += ["-checksum", checksum]
     if reattach is not None:
         argv += ["-reattach", reattach.to_json()]
+    if automtls:
+        argv.append("-automtls")
     if bench:
         argv += ["-bench", str(bench), "-repeats", str(repeats)]
     return run_program([*argv, *plugin_command], timeout=timeout)

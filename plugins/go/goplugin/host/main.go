@@ -1,7 +1,7 @@
 // Command host is a go-plugin host: it starts the plugin whose command line it is given,
 // sends one request and prints the response's headers, sorted, one per line.
 //
-//	host [-header k=v]... [-times N] [-counter] [-checksum SHA256] [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]
+//	host [-header k=v]... [-times N] [-counter] [-checksum SHA256] [-automtls] [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]
 //	host [-header k=v]... [-times N] [-counter] -reattach JSON
 //
 // -times N sends the request N times and prints the last response. -counter offers the
@@ -10,6 +10,9 @@
 // plugin's executable is this (hex). -reattach attaches to a plugin that is already running,
 // given its reattach information (the JSON the lab's plugins print with -debug); the host
 // then did not start the plugin, and stops it at the end only if it is not in test mode.
+// -automtls is go-plugin's AutoMTLS: the host makes a certificate for itself and one run,
+// hands it to the plugin in PLUGIN_CLIENT_CERT, and trusts only the certificate the plugin
+// sends back in its handshake line; both are ECDSA P-521, made by go-plugin.
 //
 // With -bench N it also times N more calls and prints the mean round trip per call, for R
 // batches of N calls (one line each, R is 1 by default), then how long starting the plugin
@@ -55,9 +58,10 @@ func main() {
 	counter := flag.Bool("counter", false, "offer the plugin the host's counter through the broker")
 	checksum := flag.String("checksum", "", "start the plugin only if its executable's SHA-256 is this")
 	reattach := flag.String("reattach", "", "attach to a running plugin: its reattach JSON")
+	automtls := flag.Bool("automtls", false, "go-plugin's AutoMTLS: mutual TLS with certificates made for this run")
 	flag.Parse()
 	if (flag.NArg() == 0) == (*reattach == "") {
-		fmt.Fprintln(os.Stderr, "usage: host [-header k=v]... [-times N] [-counter] [-checksum SHA256] [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: host [-header k=v]... [-times N] [-counter] [-checksum SHA256] [-automtls] [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]")
 		fmt.Fprintln(os.Stderr, "       host [-header k=v]... [-times N] [-counter] -reattach JSON")
 		os.Exit(2)
 	}
@@ -69,6 +73,7 @@ func main() {
 		Logger:           log,
 		SyncStdout:       os.Stderr, // the plugin's own stdout, kept apart from the answer
 		SyncStderr:       os.Stderr,
+		AutoMTLS:         *automtls,
 	}
 	if *reattach != "" {
 		r, err := shared.DecodeReattach(*reattach, "transformer")
