@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,9 @@ class Broker:
             raise RPCPluginError(
                 f"the broker's socket path {str(path)!r} is longer than a Unix socket allows",
                 fix="set TMPDIR to a shorter folder", stage="broker", command=[])
-        server = grpc.server(_executor(), handlers=handlers)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4,
+                                                        thread_name_prefix="broker"),
+                             handlers=handlers)
         server.add_insecure_port(f"unix:{path}")
         server.start()
         self._servers.append(server)
@@ -155,12 +158,6 @@ class Broker:
             server.stop(grace=None)
         self._servers.clear()
         shutil.rmtree(self._folder, ignore_errors=True)
-
-
-def _executor() -> Any:
-    from concurrent import futures
-
-    return futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="broker")
 
 
 # -- the lab's host service: a counter ---------------------------------------------------------

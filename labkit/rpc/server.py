@@ -82,11 +82,11 @@ def serve(
     """Serve ``transform`` as a go-plugin gRPC plugin until the host shuts it down.
 
     ``transform`` receives the request's headers (and, if it takes a second argument, the
-    :class:`Call`) and returns the response's; when ``lang``
-    is set, :data:`LANG_HEADER` is set to it in every response. ``debug``: serve for a host
-    that attaches (see above). ``name`` names the plugin in
-    its logs (default: the script's file name). Returns when the host called Shutdown or
-    went away; raises ``SystemExit(1)`` when the magic cookie is missing, as go-plugin does.
+    :class:`Call`) and returns the response's; when ``lang`` is set, :data:`LANG_HEADER` is
+    set to it in every response. ``name`` names the plugin in its logs (default: the
+    script's file name). ``debug``: serve for a host that attaches (see above). Returns when
+    the host called Shutdown or went away; raises ``SystemExit(1)`` when the magic cookie
+    is missing, as go-plugin does, or when the host asks for AutoMTLS.
     """
     label = name or Path(sys.argv[0] or "plugin").name
     if not debug and os.environ.get(handshake.cookie_key) != handshake.cookie_value:
