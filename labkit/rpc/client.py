@@ -517,6 +517,7 @@ class PluginClient:
     def _died(self, method: str, status: str) -> RPCPluginError:
         ended = self._describe_exit()
         self.ending = ended
+        self._read_stderr_to_end()
         tail = self.stderr_tail
         shown = _excerpt(tail) or "  (nothing)"
         self._stop(ask=False)  # the process is gone: free its socket folder and threads
@@ -531,12 +532,22 @@ class PluginClient:
     def _start_failure(self, stage: str, what: str, fix: str) -> RPCPluginError:
         exited = self._wait_exit(0.2)
         status = f" It {self._describe_exit()}." if exited is not None else ""
+        if exited is not None:
+            self._read_stderr_to_end()
         tail = self.stderr_tail
         shown = ("\nIts stderr:\n" + _excerpt(tail)) if tail else ""
         return RPCPluginError(
             f"plugin {self._name()!r} {what}.{status}{shown}", fix=fix,
             stage=stage, command=self.command, returncode=self._returncode(),
             signal=self._signal_name(), stderr_tail=tail)
+
+    def _read_stderr_to_end(self, seconds: float = 2.0) -> None:
+        """Let the stderr reader finish: an ended process's last lines (a crash report) may
+        still be in the pipe when its exit is seen. At most ``seconds``, in case something
+        the plugin started still holds the pipe open."""
+        for thread in self._threads:
+            if thread.name.endswith("-_read_stderr"):
+                thread.join(seconds)
 
     def _wait_exit(self, seconds: float) -> int | None:
         return self._process.wait(seconds) if self._process is not None else None
