@@ -19,8 +19,8 @@ import threading
 from collections.abc import Sequence
 from typing import IO
 
-from ..errors import InputError, RPCPluginError
-from .process import PluginProcess
+from ..errors import RPCPluginError
+from .process import PluginProcess, command_line
 from .protocol import ENV_SOCKET_DIR, MAX_HANDSHAKE_LINE, Reattach
 
 
@@ -73,10 +73,7 @@ def start_by_hand(command: Sequence[str | os.PathLike[str]], *,
     """Start a plugin in debug mode (``command`` includes the flag that asks for it) and read
     the reattach information it prints first; raise :class:`RPCPluginError` if it prints
     none within ``timeout`` seconds (nothing is left running then)."""
-    if isinstance(command, (str, bytes, os.PathLike)) or not command:
-        raise InputError(f"command must be a non-empty list of arguments, not {command!r}",
-                         fix="pass e.g. [go_plugin_path, '-debug']")
-    argv = [os.fspath(part) for part in command]
+    argv = command_line(command, "[go_plugin_path, '-debug']")
     process = PluginProcess.start(argv, env=dict(os.environ), folder_variable=ENV_SOCKET_DIR)
     lines: collections.deque[str] = collections.deque(maxlen=2000)
     first: queue.Queue[str | None] = queue.Queue()

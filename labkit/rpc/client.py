@@ -36,7 +36,7 @@ from ..errors import HandshakeError, InputError, RPCPluginError
 from ..paths import show, tidy
 from .broker import Broker, Counter
 from .hclog import LogRecord, parse_line
-from .process import AttachedProcess, PluginProcess
+from .process import AttachedProcess, PluginProcess, command_line
 from .protocol import (
     AUTOMTLS_WHY,
     BROKER_METHOD,
@@ -100,14 +100,12 @@ class PluginClient:
         on_output: Callable[[str, str], None] | None = None,
         checksum: str | None = None,
     ) -> None:
-        if isinstance(command, (str, bytes, os.PathLike)) or not command:
-            raise InputError(
-                f"command must be a non-empty list of arguments, not {command!r}",
-                fix="pass e.g. [sys.executable, 'plugins/python/transformer_plugin.py']")
-        if checksum is not None and checksum_problem(checksum):
-            raise InputError(f"checksum {checksum!r} {checksum_problem(checksum)}",
+        self.command = command_line(
+            command, "[sys.executable, 'plugins/python/transformer_plugin.py']")
+        problem = checksum_problem(checksum) if checksum is not None else ""
+        if problem:
+            raise InputError(f"checksum {checksum!r} {problem}",
                              fix="pass labkit.rpc.checksum(path) of the plugin you trust")
-        self.command = [os.fspath(part) for part in command]
         self.handshake = handshake
         self.versions = tuple(versions) if versions is not None else handshake.versions
         self.start_timeout = start_timeout
@@ -124,6 +122,7 @@ class PluginClient:
         self._process: PluginProcess | AttachedProcess | None = None
         self._channel: grpc.Channel | None = None
         self._threads: list[threading.Thread] = []
+        self._stderr_reader: threading.Thread | None = None  # none for an attached plugin
         self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=_KEPT)
         self._stderr: collections.deque[str] = collections.deque(maxlen=_TAIL)
         self._logs: collections.deque[LogRecord] = collections.deque(maxlen=_KEPT)
@@ -162,7 +161,7 @@ class PluginClient:
         _live.add(self)
         lines: queue.Queue[bytes | None] = queue.Queue()
         self._spawn(self._read_stdout, self._process.stdout, lines)
-        self._spawn(self._read_stderr, self._process.stderr)
+        self._stderr_reader = self._spawn(self._read_stderr, self._process.stderr)
         try:
             self.line = self._await_handshake(lines)
             self._connect(self.line)
@@ -341,15 +340,17 @@ class PluginClient:
         self._stderr.clear()
         self._logs.clear()
         self._threads = []
+        self._stderr_reader = None
         self.line = None
         self.ending = ""
         self.dropped_lines = 0
 
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+    def _spawn(self, target: Callable[..., None], *args: Any) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, daemon=True,
                                   name=f"plugin-{self.pid}-{target.__name__}")
         thread.start()
         self._threads.append(thread)
+        return thread
 
     def _read_stdout(self, stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
         """The first line is the handshake; go-plugin ignores later stdout, labkit keeps it."""
@@ -545,9 +546,8 @@ class PluginClient:
         """Let the stderr reader finish: an ended process's last lines (a crash report) may
         still be in the pipe when its exit is seen. At most ``seconds``, in case something
         the plugin started still holds the pipe open."""
-        for thread in self._threads:
-            if thread.name.endswith("-_read_stderr"):
-                thread.join(seconds)
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(seconds)
 
     def _wait_exit(self, seconds: float) -> int | None:
         return self._process.wait(seconds) if self._process is not None else None

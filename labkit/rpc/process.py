@@ -23,10 +23,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from ..errors import InputError
 from ..isolate import SIGNAL_MEANINGS
 
 _PR_SET_PDEATHSIG = 1
 FOLDER_PREFIX = "plugin-lab-"  # then the host's PID and a random part
+
+
+def command_line(command: Sequence[str | os.PathLike[str]], example: str) -> list[str]:
+    """``command`` as the list of strings a plugin is started with; :class:`InputError` for a
+    single string or an empty list (``example`` shows a good one)."""
+    if isinstance(command, (str, bytes, os.PathLike)) or not command:
+        raise InputError(f"command must be a non-empty list of arguments, not {command!r}",
+                         fix=f"pass e.g. {example}")
+    return [os.fspath(part) for part in command]
 
 
 class PluginProcess:
