@@ -75,7 +75,7 @@ def watched() -> Iterator[list[PluginClient]]:
     assert live_plugins() == []
 
 
-def start(clients: list[PluginClient], command: list[str], **options: float) -> PluginClient:
+def start(clients: list[PluginClient], command: list[str], **options: object) -> PluginClient:
     client = PluginClient(command, **options)  # type: ignore[arg-type]
     clients.append(client)
     return client.start()

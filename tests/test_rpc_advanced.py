@@ -6,15 +6,18 @@ from __future__ import annotations
 import base64
 import shutil
 import time
+from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from hypothesis import given
 from hypothesis import strategies as st
 
 from labkit.errors import InputError, RPCPluginError
-from labkit.rpc import Counter, PluginClient, Reattach, checksum, live_plugins, start_by_hand
+from labkit.rpc import Counter, PluginClient, Reattach, checksum, live_plugins, mtls, start_by_hand
 from labkit.samples.rpc import (
     PY_CALLBACK,
     PY_TRANSFORMER,
@@ -265,15 +268,109 @@ def test_go_plugins_automtls_go_to_go_trades_p521_certificates(
         assert der[0] == 0x30 and P521 in der  # an X.509 certificate on P-521
 
 
-def test_labkit_refuses_automtls_on_both_sides_and_says_why(
+P256 = bytes.fromhex("06082a8648ce3d030107")  # DER of the OID 1.2.840.10045.3.1.7, prime256v1
+
+
+def test_labkit_peers_speak_automtls_with_the_broker_too(
+    watched: list[PluginClient],  # noqa: F811
+) -> None:
+    client = start(watched, PY_COUNTING, automtls=True)
+    line = client.line
+    assert line is not None and line.server_cert
+    der = base64.b64decode(line.server_cert + "=" * (-len(line.server_cert) % 4))
+    assert der[0] == 0x30 and P256 in der and mtls.curve(mtls.from_line_field(
+        line.server_cert)) == "secp256r1"
+    counter = Counter()
+    assert client.transform({}, counter=counter)["x-call-number"] == "1"  # over TLS too
+    assert client.transform({}, counter=counter)["x-call-number"] == "2"
+    folder = client.socket_folder
+    assert folder is not None
+    plugin_socket = f"unix:{line.address}"
+    broker_socket = f"unix:{next(folder.glob('broker-*/*.sock'))}"
+    stranger = mtls.MutualTLS(mtls.Identity.generate(), mtls.from_line_field(line.server_cert))
+    for target in (plugin_socket, broker_socket):
+        # without TLS, and with TLS but a certificate the other side does not trust: refused
+        for channel in (grpc.insecure_channel(target),
+                        grpc.secure_channel(target, stranger.channel_credentials(),
+                                            options=mtls.CHANNEL_OPTIONS)):
+            with channel, pytest.raises(grpc.RpcError) as caught:
+                health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service="plugin"), timeout=5)
+            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("curve,works", [("secp256r1", True), ("secp384r1", True),
+                                         ("secp521r1", False)])
+def test_which_curves_grpcio_can_do_mutual_tls_with(curve: str, works: bool,
+                                                     tmp_path: Path) -> None:
+    """The claim behind labkit's AutoMTLS, measured on grpcio itself: both sides on the same
+    curve, Python to Python."""
+    server_id, client_id = mtls.Identity.generate(curve), mtls.Identity.generate(curve)
+    assert mtls.curve(server_id.certificate) == curve
+    assert (mtls.unusable(server_id.certificate) == "") is works
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    target = f"unix:{tmp_path}/tls.sock"
+    server.add_secure_port(target, mtls.MutualTLS(server_id, client_id.certificate)
+                           .server_credentials())
+    server.start()
+    try:
+        with grpc.secure_channel(target, mtls.MutualTLS(client_id, server_id.certificate)
+                                 .channel_credentials(), options=mtls.CHANNEL_OPTIONS) as ch:
+            try:
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
+                                                     timeout=5)
+                outcome = "ok"
+            except grpc.RpcError as exc:
+                outcome = exc.details() or ""
+    finally:
+        server.stop(grace=None)
+    assert (outcome == "ok") is works, outcome
+    if not works:  # the server's BoringSSL finds no common signature algorithm and hangs up
+        assert "Handshake read failed" in outcome
+
+
+def test_labkit_and_go_plugin_cannot_share_automtls_and_say_why(
     go_rpc: RpcSamples, watched: list[PluginClient],  # noqa: F811
 ) -> None:
     outcome = go_host(go_rpc.host, python_plugin(), automtls=True)
     assert outcome.returncode == 1
-    assert "[ERROR] host.python: the host asked for go-plugin's AutoMTLS" in outcome.stderr
+    assert ("[ERROR] host.python: the host asked for go-plugin's AutoMTLS" in outcome.stderr
+            and "P-521" in outcome.stderr)
+    client = PluginClient([str(go_rpc.plugin.path)], automtls=True)
+    watched.append(client)
+    with pytest.raises(RPCPluginError, match="labkit's host cannot do TLS with it: its "
+                                             "certificate is on P-521") as caught:
+        client.start()
+    assert caught.value.stage == "handshake"
+    insisting = PluginClient([str(go_rpc.plugin.path)], automtls="insist")
+    watched.append(insisting)
+    with pytest.raises(RPCPluginError, match="failed the TLS handshake") as caught:
+        insisting.start()
+    assert caught.value.stage == "connect"
+    assert "SSLV3_ALERT_HANDSHAKE_FAILURE" in caught.value.what  # grpcio's side
+    assert any("peer doesn't support any of the certificate's signature algorithms" in line
+               for line in caught.value.stderr_tail)  # the Go plugin's side
+
+
+def test_labkit_refuses_tls_it_did_not_ask_for_and_a_plugin_without_tls(
+    go_rpc: RpcSamples, watched: list[PluginClient],  # noqa: F811
+) -> None:
     client = PluginClient([str(go_rpc.plugin.path)], env={"PLUGIN_CLIENT_CERT": "any"})
     watched.append(client)
-    with pytest.raises(RPCPluginError, match="serves TLS: its handshake line carries a server "
-                                             "certificate") as caught:
+    with pytest.raises(RPCPluginError, match=r"serves TLS: its handshake line carries a server "
+                                             r"certificate.*did not ask for it") as caught:
         client.start()
-    assert "P-521" in caught.value.what and caught.value.stage == "handshake"
+    assert caught.value.stage == "handshake"
+    plain = python_plugin()  # a shell between host and plugin drops the certificate
+    wrapper = [*plain[:1], "-c", "import os, sys; os.environ.pop('PLUGIN_CLIENT_CERT'); "
+               "sys.argv = sys.argv[1:]; exec(open(sys.argv[0]).read())", *plain[1:]]
+    client = PluginClient(wrapper, automtls=True)
+    watched.append(client)
+    with pytest.raises(RPCPluginError, match="serves without TLS: this host asked for "
+                                             "AutoMTLS"):
+        client.start()
+    with pytest.raises(InputError, match="cannot be attached with automtls"):
+        PluginClient.attach(Reattach(1, "unix", "/x", "grpc", 1, True), automtls=True)
+    with pytest.raises(InputError, match="automtls='yes' is not an AutoMTLS mode"):
+        PluginClient(plain, automtls="yes")  # type: ignore[arg-type]

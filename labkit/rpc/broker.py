@@ -13,7 +13,8 @@ that stream right after it connects. Through it, the two sides trade ``ConnInfo`
   ``ConnInfo`` serves one ``Dial``: a plugin that calls back more than once keeps its
   connection.
 
-The id travels in the app's own request: the lab's ``TransformRequest.host_service``.
+The id travels in the app's own request: the lab's ``TransformRequest.host_service``. Under
+AutoMTLS the broker's connections use the same certificates as the main one.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from ..errors import RPCPluginError
 from .protocol import MAX_SOCKET_PATH
 from .stubs import messages
+
+if TYPE_CHECKING:
+    from .mtls import MutualTLS
 
 #: go-plugin's wait for the ConnInfo of an id (``DialWithOptions``).
 DIAL_TIMEOUT = 5.0
@@ -43,7 +47,8 @@ class Broker:
     """One side of a broker stream. :meth:`outgoing` is what this side sends,
     :meth:`receive` reads what the other side sends (call it from a thread of its own)."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, tls: MutualTLS | None = None) -> None:
+        self._tls = tls
         self._folder = Path(tempfile.mkdtemp(prefix="broker-", dir=folder))  # mode 0700
         self._sending: queue.Queue[Any] = queue.Queue()
         self._infos: dict[int, Any] = {}
@@ -113,7 +118,10 @@ class Broker:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4,
                                                         thread_name_prefix="broker"),
                              handlers=handlers)
-        server.add_insecure_port(f"unix:{path}")
+        if self._tls is None:
+            server.add_insecure_port(f"unix:{path}")
+        else:
+            server.add_secure_port(f"unix:{path}", self._tls.server_credentials())
         server.start()
         self._servers.append(server)
         gp = messages("goplugin")
@@ -139,7 +147,7 @@ class Broker:
                 self._arrived.wait(left)
             info = self._infos.pop(service_id)
             target = f"unix:{info.address}" if info.network == "unix" else info.address
-            channel = grpc.insecure_channel(target)
+            channel = secure_or_not(target, self._tls)
             self._channels[service_id] = channel
             return channel
 
@@ -158,6 +166,16 @@ class Broker:
             server.stop(grace=None)
         self._servers.clear()
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def secure_or_not(target: str, tls: MutualTLS | None) -> grpc.Channel:
+    """A channel to ``target``: with ``tls``, mutual TLS that trusts only the peer's
+    certificate."""
+    if tls is None:
+        return grpc.insecure_channel(target)
+    from .mtls import CHANNEL_OPTIONS
+
+    return grpc.secure_channel(target, tls.channel_credentials(), options=CHANNEL_OPTIONS)
 
 
 # -- the lab's host service: a counter ---------------------------------------------------------

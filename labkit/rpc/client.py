@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import grpc
 from google.protobuf import empty_pb2
@@ -34,11 +34,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..errors import HandshakeError, InputError, RPCPluginError
 from ..paths import show, tidy
-from .broker import Broker, Counter
+from .broker import Broker, Counter, secure_or_not
 from .hclog import LogRecord, parse_line
 from .process import AttachedProcess, PluginProcess, command_line
 from .protocol import (
-    AUTOMTLS_WHY,
     BROKER_METHOD,
     ENV_CLIENT_CERT,
     ENV_SOCKET_DIR,
@@ -55,6 +54,9 @@ from .protocol import (
 )
 from .secure import checksum_problem, verify
 from .stubs import messages
+
+if TYPE_CHECKING:
+    from .mtls import Identity, MutualTLS
 
 _TAIL = 200  # stderr lines kept for error messages
 _KEPT = 2000  # stdio lines kept for output()
@@ -80,6 +82,11 @@ class PluginClient:
             program must have, checked before each start as go-plugin's SecureConfig does.
             The program is the script when the command starts with a Python (go-plugin
             checks the executable, the interpreter in that case), else the executable.
+        automtls: go-plugin's AutoMTLS (:mod:`~labkit.rpc.mtls`): fresh certificates at
+            each start, mutual TLS on the plugin's socket and the broker's. A plugin whose
+            certificate grpcio cannot use (a Go plugin's, on P-521) is refused at the
+            handshake with the reason; ``"insist"`` tries the TLS handshake anyway, to see
+            how it fails.
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`. Warning: the
     plugin is killed when the thread that started it exits (``PR_SET_PDEATHSIG``), so start
@@ -99,6 +106,7 @@ class PluginClient:
         cwd: str | os.PathLike[str] | None = None,
         on_output: Callable[[str, str], None] | None = None,
         checksum: str | None = None,
+        automtls: bool | Literal["insist"] = False,
     ) -> None:
         self.command = command_line(
             command, "[sys.executable, 'plugins/python/transformer_plugin.py']")
@@ -115,6 +123,12 @@ class PluginClient:
         self._cwd = cwd
         self._on_output = on_output
         self.checksum = checksum.lower() if checksum else None
+        if automtls not in (False, True, "insist"):
+            raise InputError(f"automtls={automtls!r} is not an AutoMTLS mode",
+                             fix="pass True, False or 'insist'")
+        self.automtls = automtls
+        self._identity: Identity | None = None  # this host's, made at each start
+        self._tls: MutualTLS | None = None  # once the plugin's certificate arrived
         self._reattach: Reattach | None = None  # set by attach(): a plugin we did not start
         self._broker: Broker | None = None
         self._broker_call: Any = None
@@ -148,6 +162,13 @@ class PluginClient:
         if self.checksum is not None:
             verify(self._program(), self.checksum, self.command)
         env = {**os.environ, **self.handshake.environment(self.versions), **self._env}
+        if self.automtls:
+            from .mtls import Identity
+
+            self._identity = Identity.generate()
+            env[ENV_CLIENT_CERT] = self._identity.certificate.decode()
+        if self.automtls == "insist":  # a Go plugin says why it drops a TLS handshake only
+            env.setdefault("GRPC_GO_LOG_SEVERITY_LEVEL", "info")  # in grpc-go's own log
         try:
             self._process = PluginProcess.start(self.command, env=env, cwd=self._cwd,
                                                 folder_variable=ENV_SOCKET_DIR)
@@ -182,6 +203,11 @@ class PluginClient:
         started it (Shutdown, then SIGKILL after the grace period). A plugin that dies is
         not restarted: this host does not know how."""
         found = Reattach.from_json(reattach) if isinstance(reattach, str) else reattach
+        if options.get("automtls"):
+            raise InputError("a plugin cannot be attached with automtls: its certificates "
+                             "were made when it started, and reattach information carries "
+                             "none (go-plugin's ReattachConfig neither)",
+                             fix="attach without automtls, to a plugin serving without TLS")
         client = cls([f"pid {found.pid}"], **options)
         client._reattach = found
         return client.start()
@@ -341,6 +367,7 @@ class PluginClient:
         self._logs.clear()
         self._threads = []
         self._stderr_reader = None
+        self._identity = self._tls = None
         self.line = None
         self.ending = ""
         self.dropped_lines = 0
@@ -435,12 +462,8 @@ class PluginClient:
                 f"accepts {accepted}",
                 "build the plugin for a version the host accepts, or give the host "
                 "versions=(...) that includes the plugin's")
-        if line.server_cert:
-            raise self._start_failure(
-                "handshake", "serves TLS: its handshake line carries a server certificate "
-                f"(go-plugin's AutoMTLS, asked for with {ENV_CLIENT_CERT}); labkit's host "
-                f"speaks without TLS, because {AUTOMTLS_WHY}",
-                f"start the plugin without {ENV_CLIENT_CERT} in its environment")
+        if line.server_cert or self.automtls:
+            self._tls = self._mutual_tls(line)
         if line.protocol != "grpc":
             raise self._start_failure(
                 "handshake", f"speaks go-plugin's {line.protocol} protocol; labkit's host "
@@ -448,9 +471,40 @@ class PluginClient:
                 "labkit.rpc.serve (Python)")
         return line
 
+    def _mutual_tls(self, line: HandshakeLine) -> MutualTLS:
+        """The TLS of an AutoMTLS handshake, or the start failure that says why not."""
+        from .mtls import MutualTLS, from_line_field, unusable
+
+        if self._identity is None:
+            raise self._start_failure(
+                "handshake", "serves TLS: its handshake line carries a server certificate "
+                f"(go-plugin's AutoMTLS, asked for with {ENV_CLIENT_CERT}), and this host did "
+                "not ask for it", f"pass automtls=True, or start the plugin without "
+                f"{ENV_CLIENT_CERT} in its environment")
+        if not line.server_cert:
+            raise self._start_failure(
+                "handshake", f"serves without TLS: this host asked for AutoMTLS (it set "
+                f"{ENV_CLIENT_CERT}) and the handshake line carries no server certificate",
+                "serve the plugin with go-plugin 1.x or labkit.rpc.serve, which answer "
+                "AutoMTLS, or pass automtls=False")
+        try:
+            peer = from_line_field(line.server_cert)
+            problem = unusable(peer)
+        except InputError as exc:
+            raise self._start_failure("handshake", f"sent a bad certificate: {exc.what}",
+                                      exc.fix) from exc
+        if problem and self.automtls != "insist":
+            raise self._start_failure(
+                "handshake", f"answered AutoMTLS, and labkit's host cannot do TLS with it: "
+                f"{problem}", "use the Go host for AutoMTLS with a Go plugin, or pass "
+                "automtls=False; automtls='insist' tries the handshake anyway")
+        return MutualTLS(self._identity, peer)
+
     def _connect(self, line: HandshakeLine) -> None:
         target = f"unix:{line.address}" if line.network == "unix" else line.address
-        self._channel = grpc.insecure_channel(target)
+        self._channel = secure_or_not(target, self._tls)
+        if self._tls is not None:
+            self._check_tls()
         try:
             grpc.channel_ready_future(self._channel).result(timeout=self.start_timeout)
         except grpc.FutureTimeoutError:
@@ -471,11 +525,28 @@ class PluginClient:
             STDIO_METHOD, request_serializer=empty_pb2.Empty.SerializeToString,
             response_deserializer=gp.StdioData.FromString)(empty_pb2.Empty())
         self._spawn(self._read_stdio, self._stdio_call)
-        self._broker = Broker(self.socket_folder)
+        self._broker = Broker(self.socket_folder, self._tls)
         self._broker_call = self._channel.stream_stream(
             BROKER_METHOD, request_serializer=gp.ConnInfo.SerializeToString,
             response_deserializer=gp.ConnInfo.FromString)(self._broker.outgoing())
         self._spawn(self._broker.receive, self._broker_call)
+
+    def _check_tls(self) -> None:
+        """A first call, to meet a failed TLS handshake with grpcio's own words (a channel
+        that cannot finish its handshake just never becomes ready)."""
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            stub.Check(health_pb2.HealthCheckRequest(service=HEALTH_SERVICE),
+                       timeout=self.start_timeout)
+        except grpc.RpcError as exc:
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            deadline = time.monotonic() + 1.0  # its side of it may still be in the pipe
+            while (time.monotonic() < deadline
+                   and not any("tls:" in line for line in self.stderr_tail)):
+                time.sleep(0.05)
+            raise self._start_failure(
+                "connect", f"failed the TLS handshake; grpcio says: {details}",
+                "AutoMTLS needs certificates both sides' TLS accepts") from exc
 
     def _require_channel(self, method: str) -> grpc.Channel:
         if self._channel is None or self._process is None:

@@ -15,6 +15,8 @@ go-plugin host can start, a Go host built with hashicorp/go-plugin as well as
   while logs (hclog JSON) and crash reports go to the real stderr;
 - ignores SIGINT (the host decides when the plugin ends) and exits cleanly on Shutdown,
   or when its host process is gone;
+- serves mutual TLS when the host asks for go-plugin's AutoMTLS (``PLUGIN_CLIENT_CERT``) with
+  a certificate grpcio can use (:mod:`~labkit.rpc.mtls`: a labkit host's, not a Go host's);
 - answers the host's broker stream: a ``transform`` that takes a second argument gets a
   :class:`Call`, whose ``counter`` reaches the host's counter when the request offers one.
 
@@ -39,16 +41,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ..errors import InputError
 from .broker import Broker, HostCounter
 from .hclog import Logger
 from .protocol import (
-    AUTOMTLS_WHY,
     CORE_PROTOCOL_VERSION,
     ENV_CLIENT_CERT,
     ENV_SOCKET_DIR,
@@ -64,6 +66,9 @@ from .protocol import (
     negotiate,
 )
 from .stubs import messages
+
+if TYPE_CHECKING:
+    from .mtls import MutualTLS
 
 Transform = Callable[..., Mapping[str, str]]
 
@@ -86,7 +91,8 @@ def serve(
     set to it in every response. ``name`` names the plugin in its logs (default: the
     script's file name). ``debug``: serve for a host that attaches (see above). Returns when
     the host called Shutdown or went away; raises ``SystemExit(1)`` when the magic cookie
-    is missing, as go-plugin does, or when the host asks for AutoMTLS.
+    is missing, as go-plugin does, or when the host asks for AutoMTLS with a certificate
+    grpcio cannot use (a Go host's P-521).
     """
     label = name or Path(sys.argv[0] or "plugin").name
     if not debug and os.environ.get(handshake.cookie_key) != handshake.cookie_value:
@@ -97,14 +103,7 @@ def serve(
             "lab's Go host (plugins/go/goplugin/host).\n")
         sys.stderr.flush()
         raise SystemExit(1)
-    if os.environ.get(ENV_CLIENT_CERT):
-        # an hclog record: a go-plugin host shows those at their level (plain lines at debug)
-        Logger(sys.stderr, label).error(
-            f"the host asked for go-plugin's AutoMTLS ({ENV_CLIENT_CERT} is set); labkit's "
-            f"plugins serve without TLS, because {AUTOMTLS_WHY}. Fix: start it from a host "
-            "without AutoMTLS")
-        sys.stderr.flush()
-        raise SystemExit(1)
+    tls = _automtls(label) if os.environ.get(ENV_CLIENT_CERT) and not debug else None
     real_stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
     faulthandler.enable(file=real_stderr)
     log = Logger(real_stderr, label)
@@ -122,13 +121,17 @@ def serve(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     folder, socket_path = _socket_place(label)
     stdio = _Stdio()
-    broker = Broker(folder)
+    broker = Broker(folder, tls)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"))
     _add_services(server, transform, lang, stdio, stop, log, broker)
     try:
-        server.add_insecure_port(f"unix:{socket_path}")
+        if tls is None:
+            server.add_insecure_port(f"unix:{socket_path}")
+        else:
+            server.add_secure_port(f"unix:{socket_path}", tls.server_credentials())
         server.start()
-        line = HandshakeLine(CORE_PROTOCOL_VERSION, version, "unix", str(socket_path), "grpc")
+        line = HandshakeLine(CORE_PROTOCOL_VERSION, version, "unix", str(socket_path), "grpc",
+                             tls.own.line_field() if tls is not None else "")
         log.debug("plugin address", network="unix", address=socket_path)
         if debug:
             reattach = Reattach.from_line(line, os.getpid(), test=True)
@@ -151,6 +154,27 @@ def serve(
         broker.close()
         shutil.rmtree(folder, ignore_errors=True)
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+
+
+def _automtls(label: str) -> MutualTLS:
+    """The host asked for AutoMTLS: a fresh identity that trusts the host's certificate;
+    ``SystemExit(1)`` with an hclog error record (a go-plugin host shows it at its level)
+    when grpcio cannot use that certificate (a Go host's, on P-521)."""
+    from .mtls import Identity, MutualTLS, curve, unusable
+
+    host = os.environ[ENV_CLIENT_CERT].encode()
+    try:
+        problem = unusable(host)
+    except InputError as exc:
+        problem = f"its {ENV_CLIENT_CERT} is {exc.what}"
+    if problem:
+        Logger(sys.stderr, label).error(
+            f"the host asked for go-plugin's AutoMTLS ({ENV_CLIENT_CERT} is set), and this "
+            f"labkit plugin cannot serve TLS to it: {problem}. Fix: start it from a host "
+            "without AutoMTLS, or from labkit's host with automtls=True")
+        sys.stderr.flush()
+        raise SystemExit(1)
+    return MutualTLS(Identity.generate(curve(host)), host)
 
 
 def _socket_place(label: str) -> tuple[Path, Path]:
