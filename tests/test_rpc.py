@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -422,18 +423,26 @@ def test_the_exit_hook_leaves_nothing() -> None:
     assert gone(int(pid)) and not Path(folder).exists()
 
 
-def test_bench_rpc_reports_every_round_trip() -> None:
-    """The floor first, each figure from the one bench harness: 5 batches of --calls calls,
-    timed in Python but for go-plugin's own host, which times itself in Go."""
-    from labkit.lab.bench import RPC_FIGURES
+def test_bench_rpc_reports_every_host_with_every_plugin() -> None:
+    """The floors, then each host with each plugin, in rounds of --calls calls: timed in
+    Python but for go-plugin's own host, which times itself in Go; then the start-ups."""
+    from labkit.lab.benchrpc import PLUGINS, RPC_FIGURES, RPC_STARTS
 
     done = run_cli("bench", "rpc", "--calls", "20", "--json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert [r["name"] for r in rows] == list(RPC_FIGURES)
-    assert all(r["seconds"] > 0 and r["number"] == 20 and r["repeats"] == 5 for r in rows)
-    assert [r["timed_in"] for r in rows] == ["Python", "Python", "Python", "Go"]
+    assert [r["name"] for r in rows] == [*RPC_FIGURES, *RPC_STARTS]
+    calls = [r for r in rows if r["kind"] == "call"]
+    assert all(r["seconds"] > 0 and r["number"] == 20 and r["repeats"] == 5 for r in calls)
+    assert all(r["seconds"] > 0 and r["number"] == 1 for r in rows if r["kind"] == "start")
+    by_name = {r["name"]: r["timed_in"] for r in rows}
+    for (py_call, py_start), (go_call, go_start) in PLUGINS.values():
+        assert by_name[py_call] == by_name[py_start] == "Python"
+        assert by_name[go_call] == by_name[go_start] == "Go"
     table = run_cli("bench", "rpc", "--calls", "20")
     assert table.returncode == 0, table.stderr
-    floor_lines = table.stdout.split("RPC against the ", 1)[1].splitlines()[1:4]
-    assert [line.split(":")[0].strip() for line in floor_lines] == list(RPC_FIGURES[1:])
+    grid = table.stdout.splitlines()[2:5]
+    assert [line.split("  ")[0] for line in grid] == list(PLUGINS)
+    assert all(len(re.findall(r"\d+(?:\.\d+)? [mµn]?s \(", line)) == 2 for line in grid)
+    assert len(re.findall(r"^labkit against pyvider-rpcplugin, .*: (faster|slower), ",
+                          table.stdout, re.M)) == 4

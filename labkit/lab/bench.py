@@ -1,6 +1,6 @@
 """``python -m labkit bench [rpc] [--json] [--quick] [--calls N]``: every plugin model of the
 lab, measured the same way in one run, in its own host language and from Python; with ``rpc``,
-only the RPC round trips against their floor.
+go-plugin's protocol alone, each host with each plugin (:mod:`labkit.lab.benchrpc`).
 
 Each figure says who calls whom, and whose clock timed it (:class:`~labkit.lab.figures.Figure`).
 
@@ -30,9 +30,6 @@ from __future__ import annotations
 import ctypes
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -53,7 +50,9 @@ from ..rpc.client import PluginClient
 from ..samples.go import build_go_samples
 from ..samples.rpc import build_rpc_samples, python_plugin
 from ..samples.wasm import build_wasm_sample
-from .benchhosts import Sizes, build_native_hosts, go_rpc, native_figures
+from . import benchrpc
+from .benchhosts import Sizes, build_native_hosts, native_figures
+from .benchrpc import RPC_FIGURES, pingpong
 from .figures import (
     CPU_BUDGET,
     NOISY,
@@ -71,15 +70,7 @@ from .figures import (
 #: A Python-side figure and the same callee called from the host's own language.
 BINDINGS = ((Figure.PY_CFFI, Figure.C_DLSYM), (Figure.PY_CTYPES, Figure.C_DLSYM),
             (Figure.PY_WASM, Figure.C_WASM), (Figure.PY_RPC_GO, Figure.GO_RPC_GO))
-#: The figures of ``bench rpc``: the socket ping-pong (the floor of a Python → Python call),
-#: then each RPC round trip; the table gives each one's ratio to the ping-pong.
-RPC_FIGURES = (Figure.RPC_FLOOR, Figure.PY_RPC_PY, Figure.PY_RPC_GO, Figure.GO_RPC_GO)
 _REQUEST = {"host": "example.com"}
-#: The child of the socket floor: it echoes every byte back.
-_ECHO = ("import socket, sys\n"
-         "s = socket.socket(fileno=int(sys.argv[1]))\n"
-         "while (b := s.recv(1)):\n"
-         "    s.sendall(b)\n")
 # Python calling Go runs in a fresh Python: a Go runtime, once started, never leaves its
 # process, and must never start inside a notebook's kernel. dlopen of a c-shared library
 # returns while the runtime is still starting on a thread of its own, and the first call
@@ -181,37 +172,9 @@ def _rpc_calls(go_plugin: Path, number: int, repeats: int) -> list[Measure]:
         with PluginClient(command) as client:
             found.append(timed(name, "call", partial(client.transform, _REQUEST), number,
                                repeats))
-    return [*found, _pingpong_floor(number, repeats)]
-
-
-def _pingpong_floor(number: int, repeats: int) -> Measure:
-    """One byte there and back over a Unix socket between this process and a child Python:
-    the practical floor of a Python-to-Python request over a Unix socket."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    child = subprocess.Popen([sys.executable, "-c", _ECHO, str(theirs.fileno())],
-                             pass_fds=[theirs.fileno()])
-    theirs.close()
-
-    def ping() -> None:
-        ours.sendall(b"x")
-        ours.recv(1)
-
-    try:
-        return timed(Figure.RPC_FLOOR, "call", ping, number, repeats)
-    finally:
-        ours.close()
-        child.wait(timeout=10)
-
-
-def run_rpc(calls: int = 400, repeats: int = 5) -> list[Measure]:
-    """The RPC round trips of :data:`RPC_FIGURES` alone, ``repeats`` batches of ``calls``
-    calls each, in one run (``python -m labkit bench rpc``)."""
-    with tempfile.TemporaryDirectory(prefix="plugin-lab-bench-") as tmp:
-        rpc = build_rpc_samples(tmp)  # copies of the cached builds, removed at the end
-        found = _rpc_calls(rpc.plugin.path, calls, repeats)
-        go_calls, _ = go_rpc(rpc, calls, repeats, starts=1)
-    found.append(summarise(Figure.GO_RPC_GO, "call", go_calls, calls, "Go"))
-    return sorted(found, key=lambda m: RPC_FIGURES.index(Figure(m.name)))
+    with pingpong() as ping:
+        found.append(timed(Figure.RPC_FLOOR, "call", ping, number, repeats))
+    return found
 
 
 def _python_starts(c_lib: Path, go_lib: Path, wasm: Path, go_plugin: Path, starts: int,
@@ -330,7 +293,12 @@ def chart(results: Sequence[Measure]) -> Any:
 
 
 def main(as_json: bool, quick: bool, rpc_calls: int | None = None) -> int:
-    """The command: every figure, or with ``rpc_calls`` the RPC round trips alone."""
-    results = run(quick) if rpc_calls is None else run_rpc(rpc_calls)
-    print(to_json(results) if as_json else table(results))
+    """The command: every figure, or with ``rpc_calls`` the RPC round trips alone
+    (:mod:`labkit.lab.benchrpc`)."""
+    if rpc_calls is None:
+        results = run(quick)
+        print(to_json(results) if as_json else table(results))
+    else:
+        results = benchrpc.run_rpc(rpc_calls)
+        print(to_json(results) if as_json else benchrpc.table(results))
     return 0

@@ -47,6 +47,7 @@ WASM_BENCH_MODULE = PLUGINS_WASM / "bench.c"
 GO_BENCH_MODULE = PLUGINS_GO / "bench"
 _TIMEOUT = 120.0
 _RPC_REQUEST = {"host": "example.com"}
+_WARM_UP = 50  # untimed calls before go-plugin's host times its batches, as warm_up() does
 
 
 @dataclass(frozen=True)
@@ -143,14 +144,16 @@ def _wasm(hosts: NativeHosts, sizes: Sizes) -> dict[str, list[float]]:
     return found
 
 
-def go_rpc(rpc: RpcSamples, calls: int, repeats: int, starts: int
-           ) -> tuple[list[float], list[float]]:
-    """go-plugin's host on go-plugin's plugin, timed in Go: ``repeats`` batches of ``calls``
-    calls (seconds per call, one per batch), then ``starts`` start-ups in all."""
+def go_rpc(rpc: RpcSamples, calls: int, repeats: int, starts: int,
+           plugin: Sequence[str | os.PathLike[str]] = ()) -> tuple[list[float], list[float]]:
+    """go-plugin's host on ``plugin`` (default: go-plugin's Go plugin), timed in Go:
+    ``repeats`` batches of ``calls`` calls (seconds per call, one per batch), then
+    ``starts`` start-ups in all."""
     per_batch: list[float] = []
     started: list[float] = []
     for i in range(starts):
-        outcome = run_go_rpc_host(rpc.host, [rpc.plugin], headers=_RPC_REQUEST,
+        outcome = run_go_rpc_host(rpc.host, plugin or [rpc.plugin], headers=_RPC_REQUEST,
+                                  times=_WARM_UP,
                                   bench=calls if i == 0 else 1,
                                   repeats=repeats if i == 0 else 1, timeout=_TIMEOUT)
         _check(outcome, "plugins/go/goplugin/host")

@@ -42,8 +42,12 @@ class Figure(StrEnum):
     WASM_INSIDE = "wasm32 → wasm32 inside the module"
     PY_WASM = "Python → wasm32 (wasmtime-py)"
     GO_RPC_GO = "Go host → Go plugin (go-plugin RPC)"
+    GO_RPC_PY = "Go host → Python plugin (go-plugin RPC)"
+    GO_RPC_PYVIDER = "Go host → pyvider-rpcplugin plugin (go-plugin RPC)"
     PY_RPC_GO = "Python host → Go plugin (RPC)"
     PY_RPC_PY = "Python host → Python plugin (RPC)"
+    PY_RPC_PYVIDER = "Python host → pyvider-rpcplugin plugin (RPC)"
+    GRPC_PLAIN = "Python → Python plain grpcio unary call"
     RPC_FLOOR = "Python ↔ Python socket ping-pong"
     # start-up
     C_DLOPEN = "C host: dlopen a C .so"
@@ -53,8 +57,11 @@ class Figure(StrEnum):
     C_WASM_START = "C host: new engine, compile + instantiate wasm"
     PY_WASM_START = "Python: new engine, compile + instantiate wasm"
     GO_RPC_START = "Go host: start a go-plugin process"
+    GO_RPC_PY_START = "Go host: start a Python plugin process"
+    GO_RPC_PYVIDER_START = "Go host: start a pyvider-rpcplugin plugin process"
     PY_RPC_GO_START = "Python host: start a Go plugin process"
     PY_RPC_PY_START = "Python host: start a Python plugin process"
+    PY_RPC_PYVIDER_START = "Python host: start a pyvider-rpcplugin plugin process"
 
 
 @dataclass(frozen=True)
