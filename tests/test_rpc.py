@@ -374,7 +374,7 @@ def test_a_plugin_that_raises_answers_with_a_status_and_stays_up(
 
 def test_a_version_the_host_does_not_accept_is_refused(watched: list[PluginClient]) -> None:
     with pytest.raises(RPCPluginError, match="speaks app protocol version 1; this host accepts 2"):
-        start(watched, python_plugin(), versions=(2,))  # type: ignore[arg-type]
+        start(watched, python_plugin(), versions=(2,))
 
 
 def test_a_missing_program_is_a_start_error(watched: list[PluginClient], tmp_path: Path) -> None:
