@@ -4,6 +4,8 @@
   Go host built with go-plugin can start.
 - :class:`PluginClient` (:mod:`.client`): the host side; start any go-plugin gRPC plugin
   (Go or Python), call it, watch it, stop it.
+- :class:`Sandbox` (:mod:`.sandbox`, launched by :mod:`.confine`): a plugin confined with
+  Landlock and seccomp, without root.
 - :mod:`.protocol`: the constants and the handshake line; :mod:`.hclog`: the log format;
   :mod:`.broker`: go-plugin's GRPCBroker and the host's counter; :mod:`.secure`: the
   SecureConfig checksum; :mod:`.stubs`: the protobuf messages, generated from
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         negotiate,
         parse_handshake,
     )
+    from .sandbox import Sandbox
     from .secure import checksum
     from .server import Call, serve
 
@@ -49,6 +52,7 @@ _LAZY = {
     "LANG_HEADER": ".protocol", "PLUGIN_NAME": ".protocol", "Handshake": ".protocol",
     "HandshakeLine": ".protocol", "Reattach": ".protocol", "negotiate": ".protocol",
     "parse_handshake": ".protocol",
+    "Sandbox": ".sandbox",
     "checksum": ".secure",
     "Call": ".server", "serve": ".server",
 }
@@ -82,6 +86,7 @@ __all__ = [
     "LogRecord",
     "PluginClient",
     "Reattach",
+    "Sandbox",
     "checksum",
     "live_plugins",
     "negotiate",

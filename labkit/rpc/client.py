@@ -52,6 +52,7 @@ from .protocol import (
     Reattach,
     parse_handshake,
 )
+from .sandbox import Sandbox
 from .secure import checksum_problem, verify
 from .stubs import messages
 
@@ -87,6 +88,10 @@ class PluginClient:
             certificate grpcio cannot use (a Go plugin's, on P-521) is refused at the
             handshake with the reason; ``"insist"`` tries the TLS handshake anyway, to see
             how it fails.
+        sandbox: confine the plugin (:class:`~labkit.rpc.sandbox.Sandbox`: Landlock and
+            seccomp, no root needed): it reads only what it needs to start, writes only in
+            its socket folder, opens no network socket; :func:`labkit.rpc.sandbox.describe`
+            says what this kernel enforces. Default: the plugin has all the host's rights.
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`. Warning: the
     plugin is killed when the thread that started it exits (``PR_SET_PDEATHSIG``), so start
@@ -107,6 +112,7 @@ class PluginClient:
         on_output: Callable[[str, str], None] | None = None,
         checksum: str | None = None,
         automtls: bool | Literal["insist"] = False,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.command = command_line(
             command, "[sys.executable, 'plugins/python/transformer_plugin.py']")
@@ -127,6 +133,7 @@ class PluginClient:
             raise InputError(f"automtls={automtls!r} is not an AutoMTLS mode",
                              fix="pass True, False or 'insist'")
         self.automtls = automtls
+        self.sandbox = sandbox
         self._identity: Identity | None = None  # this host's, made at each start
         self._tls: MutualTLS | None = None  # once the plugin's certificate arrived
         self._reattach: Reattach | None = None  # set by attach(): a plugin we did not start
@@ -171,7 +178,8 @@ class PluginClient:
             env.setdefault("GRPC_GO_LOG_SEVERITY_LEVEL", "info")  # in grpc-go's own log
         try:
             self._process = PluginProcess.start(self.command, env=env, cwd=self._cwd,
-                                                folder_variable=ENV_SOCKET_DIR)
+                                                folder_variable=ENV_SOCKET_DIR,
+                                                sandbox=self.sandbox)
         except OSError as exc:
             self._cleanup()
             raise RPCPluginError(
@@ -328,6 +336,10 @@ class PluginClient:
         return self.command[1] if interpreted else self.command[0]
 
     def _attach(self, reattach: Reattach) -> PluginClient:
+        if self.sandbox is not None:
+            raise InputError(f"cannot sandbox the plugin at pid {reattach.pid}: it runs "
+                             "already, with the rights of whoever started it",
+                             fix="start it with PluginClient([...], sandbox=...) instead")
         if reattach.protocol != "grpc":
             raise InputError(f"the plugin at pid {reattach.pid} speaks {reattach.protocol}; "
                              "labkit's host speaks only grpc", fix="attach to a gRPC plugin")

@@ -25,6 +25,7 @@ from typing import IO
 
 from ..errors import InputError
 from ..isolate import SIGNAL_MEANINGS
+from .sandbox import Sandbox, confined_command
 
 _PR_SET_PDEATHSIG = 1
 FOLDER_PREFIX = "plugin-lab-"  # then the host's PID and a random part
@@ -52,14 +53,24 @@ class PluginProcess:
 
     @classmethod
     def start(cls, command: Sequence[str], *, env: Mapping[str, str], folder_variable: str,
-              cwd: str | os.PathLike[str] | None = None) -> PluginProcess:
+              cwd: str | os.PathLike[str] | None = None,
+              sandbox: Sandbox | None = None) -> PluginProcess:
         """Start ``command`` with ``env`` plus ``folder_variable`` naming a fresh private
-        folder; stdin is empty, stdout and stderr are pipes the caller reads."""
+        folder; stdin is empty, stdout and stderr are pipes the caller reads. With
+        ``sandbox``, the command runs confined, writing in that folder only
+        (:func:`~labkit.rpc.sandbox.confined_command`, whose errors it raises)."""
         sweep_stale()
         folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
         try:
+            argv = list(command)
+            if sandbox is not None:
+                argv = confined_command(argv, folder, sandbox, cwd)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        try:
             proc = subprocess.Popen(
-                list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env={**env, folder_variable: str(folder)}, cwd=cwd,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
