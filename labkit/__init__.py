@@ -89,6 +89,8 @@ if TYPE_CHECKING:
     from .lab.bench import chart as bench_chart
     from .lab.bench import run as run_bench
     from .lab.bench import table as bench_table
+    from .lab.benchrpc import run_rpc as run_rpc_bench
+    from .lab.benchrpc import table as rpc_bench_table
     from .lab.choose import MODELS, Fit, ModelAdvisor, Recommendation, advise, tradeoffs
     from .lab.doctor import report as doctor_report
     from .lab.exercises import EXERCISES, Feedback, check
@@ -186,6 +188,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'asan_report': ('.inspect.asan', 'asan_report'),
     'bench_chart': ('.lab.bench', 'chart'),
     'bench_table': ('.lab.bench', 'table'),
+    'rpc_bench_table': ('.lab.benchrpc', 'table'),
+    'run_rpc_bench': ('.lab.benchrpc', 'run_rpc'),
     'build_asan_samples': ('.samples.c', 'build_asan_samples'),
     'build_executable': ('.build.c', 'build_executable'),
     'build_go': ('.build.go', 'build_go'),
@@ -338,6 +342,7 @@ __all__ = [
     "advise",
     "bench_chart",
     "bench_table",
+    "rpc_bench_table",
     "build_executable",
     "build_go",
     "build_go_samples",
@@ -388,6 +393,7 @@ __all__ = [
     "rpc",
     "run_go_host",
     "run_bench",
+    "run_rpc_bench",
     "run_go_rpc_host",
     "run_isolated",
     "run_program",

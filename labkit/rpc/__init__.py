@@ -5,7 +5,8 @@
 - :class:`PluginClient` (:mod:`.client`): the host side; start any go-plugin gRPC plugin
   (Go or Python), call it, watch it, stop it.
 - :class:`Sandbox` (:mod:`.sandbox`, launched by :mod:`.confine`): a plugin confined with
-  Landlock and seccomp, without root.
+  Landlock and seccomp, without root; :mod:`.mtls`: go-plugin's AutoMTLS between labkit
+  peers.
 - :mod:`.protocol`: the constants and the handshake line; :mod:`.hclog`: the log format;
   :mod:`.broker`: go-plugin's GRPCBroker and the host's counter; :mod:`.secure`: the
   SecureConfig checksum; :mod:`.stubs`: the protobuf messages, generated from
@@ -17,6 +18,9 @@ import os
 # grpc's fork handlers log a line on stderr at every fork while a stream is open (labkit
 # forks to start plugins and to isolate crashes); labkit's children never use grpc.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+# grpc's C core logs each failed TLS handshake on stderr at INFO (with a time and a thread id)
+# unless told otherwise; labkit's hosts report the failure themselves, in words.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import importlib
 from typing import TYPE_CHECKING, Any
@@ -58,7 +62,13 @@ _LAZY = {
 }
 
 
+#: The modules a notebook reaches as ``labkit.rpc.NAME``, imported on first use too.
+_MODULES = ("mtls", "sandbox")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
     try:
         module = _LAZY[name]
     except KeyError:
@@ -69,7 +79,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_MODULES})
 
 
 __all__ = [
@@ -89,8 +99,10 @@ __all__ = [
     "Sandbox",
     "checksum",
     "live_plugins",
+    "mtls",
     "negotiate",
     "parse_handshake",
+    "sandbox",
     "serve",
     "start_by_hand",
     "started",

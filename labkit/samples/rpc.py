@@ -3,6 +3,8 @@
 - ``plugins/python/transformer_plugin.py``: the Python plugin (:func:`python_plugin`).
 - ``plugins/python/callback_plugin.py``: the Python plugin that calls its host's counter
   back through go-plugin's broker and can be started by hand (``--debug``).
+- ``plugins/python/snoop_plugin.py``: a plugin that tries to read and write the host's files,
+  reach the network and signal processes, for the sandbox.
 - ``plugins/python/pyvider_plugin.py``: the same transformer served by pyvider-rpcplugin,
   for ``bench rpc``.
 - ``plugins/python/faulty_plugin.py MODE``: a plugin that misbehaves on purpose
@@ -35,6 +37,8 @@ GOPLUGIN_MODULE = PLUGINS_GO / "goplugin"
 PY_TRANSFORMER = PLUGINS_PY / "transformer_plugin.py"
 #: The Python plugin that calls its host back through the broker and takes --debug.
 PY_CALLBACK = PLUGINS_PY / "callback_plugin.py"
+#: The plugin that tries the host's files, the network and signals (not a sandbox).
+PY_SNOOP = PLUGINS_PY / "snoop_plugin.py"
 #: The transformer served by pyvider-rpcplugin, another go-plugin server for Python.
 PY_PYVIDER = PLUGINS_PY / "pyvider_plugin.py"
 FAULTY_PLUGIN = PLUGINS_PY / "faulty_plugin.py"

@@ -21,6 +21,7 @@ from . import (
     compile_time,
     cxx,
     dlopen,
+    go_plugin_depth,
     go_plugins,
     loader,
     plugin_host,
@@ -35,7 +36,7 @@ from .framework import evaluate as _evaluate
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
     for module in (shared_objects, dlopen, plugin_host, abi_mismatches, go_plugins, rpc,
-                   compile_time, choosing, wasm, loader, cxx)
+                   compile_time, choosing, wasm, loader, cxx, go_plugin_depth)
     for exercise in module.EXERCISES
 }
 
