@@ -391,22 +391,30 @@ def test_bad_arguments_are_input_errors() -> None:
     assert set(FAULTS) >= {"exit-early", "junk", "silent", "flood", "crash-on-call"}
 
 
-def test_a_killed_host_takes_its_plugin_with_it() -> None:
+def kill_host_of(start: str) -> tuple[int, str]:
+    """Run a host that starts a plugin with the Python expression ``start`` (a PluginClient
+    of labkit.rpc's names), SIGKILL it (no atexit, no close()) and wait up to 5 s for its
+    plugin to go; the plugin's pid and socket folder."""
     host = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom labkit.rpc import PluginClient\n"
-         f"c = PluginClient([sys.executable, {str(PY_TRANSFORMER)!r}]).start()\n"
+         "import sys, time\nfrom labkit.rpc import PluginClient, Sandbox\n"
+         f"c = {start}.start()\n"
          "print(c.pid, c.socket_folder, flush=True)\ntime.sleep(60)\n"],
         stdout=subprocess.PIPE, text=True)
     assert host.stdout is not None
     pid, folder = host.stdout.readline().split()
-    host.kill()  # SIGKILL: no atexit, no close()
+    host.kill()
     host.wait()
     host.stdout.close()
     deadline = time.monotonic() + 5
     while not gone(int(pid)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert gone(int(pid))
+    return int(pid), folder
+
+
+def test_a_killed_host_takes_its_plugin_with_it() -> None:
+    pid, folder = kill_host_of(f"PluginClient([sys.executable, {str(PY_TRANSFORMER)!r}])")
+    assert gone(pid)
     assert Path(folder).exists()  # a SIGKILL leaves no time to clean up ...
     with PluginClient(python_plugin()):
         assert not Path(folder).exists()  # ... so the next host sweeps it

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from labkit.samples.rpc import RpcSamples, python_plugin
 from tests.test_rpc import (  # noqa: F401 - go_rpc and watched are fixtures
     go_rpc,
     gone,
+    kill_host_of,
     socket_folders,
     watched,
 )
@@ -262,22 +262,9 @@ def test_a_relative_script_is_found_from_the_plugins_folder(
 @needs_landlock
 def test_a_killed_host_takes_its_confined_plugin_with_it() -> None:
     """PR_SET_PDEATHSIG outlives the launcher's exec: the confined plugin dies with its host."""
-    host = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom labkit.rpc import PluginClient, Sandbox\n"
-         f"c = PluginClient({SNOOP!r}, sandbox=Sandbox()).start()\n"
-         "print(c.pid, c.socket_folder, flush=True)\ntime.sleep(60)\n"],
-        stdout=subprocess.PIPE, text=True)
-    assert host.stdout is not None
-    pid, folder = host.stdout.readline().split()
-    host.kill()
-    host.wait()
-    host.stdout.close()
-    deadline = time.monotonic() + 5
-    while not gone(int(pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(int(pid))
-    shutil.rmtree(folder)  # what the next host's sweep would do
+    pid, folder = kill_host_of(f"PluginClient({SNOOP!r}, sandbox=Sandbox())")
+    assert gone(pid)
+    shutil.rmtree(folder, ignore_errors=True)  # what the next host's sweep does (any labkit host)
 
 
 # -- errors ------------------------------------------------------------------------------------
