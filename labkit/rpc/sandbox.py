@@ -11,7 +11,7 @@ files, write anywhere they may, open connections, signal the notebook's kernel).
   the protobuf stubs in labkit's cache), write only beneath its socket folder
   (``PLUGIN_UNIX_SOCKET_DIR``, also its ``TMPDIR``) and ``/dev/null``, plus the ``read``
   and ``write`` paths given. Each ABI adds rights, and the launcher handles all those of the
-  running kernel (:func:`landlock_abi`): renames across folders (ABI 2), truncation (3), TCP
+  running kernel (:func:`landlock_abi`): renames across folders (always refused before ABI 2), truncation (3), TCP
   bind and connect (4), device ioctls (5), abstract Unix sockets and signals to processes
   outside the sandbox (6).
 - **seccomp-BPF**: ``socket()`` and ``socketpair()`` of any family but ``AF_UNIX`` fail with
@@ -34,7 +34,11 @@ Known gaps:
   launcher uses it where the kernel has it, allowed only beneath the writable folders.
   Below ABI 9, any socket file the user may write to is reachable.
 - Below ABI 6, abstract Unix sockets (X11's, some D-Bus buses) are reachable.
-- Landlock does not hide metadata: ``stat``, ``access``, ``readlink`` work on any path.
+- Landlock does not fence metadata: ``stat``, ``access``, ``readlink`` work on any path, and
+  so do ``chmod``, ``chown``, ``utime`` and ``setxattr`` (a confined plugin can make a secret
+  file readable by all).
+- The plugin inherits the host's environment, as with go-plugin unless its ``SkipHostEnv``
+  is set: keep keys out of the host's environment, or pass ``env=`` what the plugin needs.
 - No limits on CPU time, memory or processes (use rlimits or cgroups for those); a
   process the plugin forks is confined the same way.
 - Below Landlock ABI 6, the seccomp signal fence takes the launcher's PID: a process the
@@ -230,7 +234,9 @@ def enforcement(sandbox: Sandbox | None = None) -> list[Guard]:
     return [
         Guard("files", "reading, writing, creating and removing files outside the allowed "
               "folders", landlock(1)),
-        Guard("refer", "linking and renaming files from one folder to another", landlock(2)),
+        Guard("refer", "linking and renaming files from one folder to another",
+              landlock(2, "Landlock ABI 1 (always refused, even between allowed folders)"
+                      if abi >= 1 else "")),
         Guard("truncate", "truncating files", landlock(3, "seccomp (truncate(2) refused)")),
         Guard("ioctl", "ioctl on devices", landlock(5)),
         Guard("network", "sockets other than AF_UNIX: IPv4, IPv6, netlink, raw",
@@ -244,6 +250,10 @@ def enforcement(sandbox: Sandbox | None = None) -> list[Guard]:
               landlock(6, "seccomp (only its own PID or group)")),
         Guard("pathname-unix", "connecting to Unix socket files outside the writable folders",
               landlock(9)),
+        Guard("metadata", "changing any file's metadata: mode, owner, times, extended "
+              "attributes", ""),
+        Guard("environment", "reading the host's environment variables, which it inherits",
+              ""),
         Guard("resources", "using up CPU time, memory or processes", ""),
     ]
 

@@ -9,7 +9,9 @@ that is not a refusal, a closed port say):
 - ``write: PATH``: create or overwrite a file;
 - ``connect: HOST:PORT``: open a TCP connection (``[::1]:PORT`` for IPv6);
 - ``unix: PATH``: connect to a Unix socket (``@NAME``: an abstract one);
-- ``signal: PID``: send signal 0 (the check kill(2) makes before delivering any signal).
+- ``signal: PID``: send signal 0 (the check kill(2) makes before delivering any signal);
+- ``chmod: PATH``: set a file's mode again to what it is (a change of metadata);
+- ``env: NAME``: read one of its environment variables, which it got from its host.
 
 Started plainly it can do all of it; started with ``PluginClient(..., sandbox=Sandbox())``
 the kernel refuses. Either way it serves ``Transform`` as the lab's other plugins do (plus
@@ -58,8 +60,20 @@ def signal(pid: str) -> str:
     return f"ok, process {pid} can be signalled"
 
 
+def chmod(path: str) -> str:
+    mode = os.stat(path).st_mode & 0o7777
+    os.chmod(path, mode)  # the mode it has: a change the owner would not notice
+    return f"ok, mode {mode:o} set again"
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    return f"ok, {len(value)} characters" if value is not None else "failed, not set"
+
+
 PROBES: dict[str, Callable[[str], str]] = {
-    "read": read, "write": write, "connect": connect, "unix": unix, "signal": signal}
+    "read": read, "write": write, "connect": connect, "unix": unix, "signal": signal,
+    "chmod": chmod, "env": env}
 
 
 def attempt(probe: Callable[[str], str], argument: str) -> str:
