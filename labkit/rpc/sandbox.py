@@ -11,9 +11,9 @@ files, write anywhere they may, open connections, signal the notebook's kernel).
   the protobuf stubs in labkit's cache), write only beneath its socket folder
   (``PLUGIN_UNIX_SOCKET_DIR``, also its ``TMPDIR``) and ``/dev/null``, plus the ``read``
   and ``write`` paths given. Each ABI adds rights, and the launcher handles all those of the
-  running kernel (:func:`landlock_abi`): renames across folders (always refused before ABI 2), truncation (3), TCP
-  bind and connect (4), device ioctls (5), abstract Unix sockets and signals to processes
-  outside the sandbox (6).
+  running kernel (:func:`landlock_abi`): renames across folders (2; always refused before),
+  truncation (3), TCP bind and connect (4), device ioctls (5), abstract Unix sockets and
+  signals to processes outside the sandbox (6).
 - **seccomp-BPF**: ``socket()`` and ``socketpair()`` of any family but ``AF_UNIX`` fail with
   ``EPERM`` (the network: IPv4, IPv6, netlink, raw packets...), ``io_uring_setup`` fails too,
   a system call of another architecture kills the plugin. Below Landlock ABI 6 it also
