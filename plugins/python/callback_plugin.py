@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The lab's header transformer with go-plugin's two advanced tricks, for notebook 06b.
+"""The lab's header transformer with go-plugin's two advanced tricks, for notebook 12.
 
 - It calls its host back: when a request offers the host's counter through go-plugin's
   broker (``TransformRequest.host_service``), it asks the counter for the next number and

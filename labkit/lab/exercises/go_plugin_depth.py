@@ -103,15 +103,15 @@ def _errno(outcome: str) -> str:
 EXERCISES = [
     Exercise(
         "12.1",
-        "Write a plugin script that adds x-visit: how many times the host counted the "
-        "request's host header, in the host.",
+        "Write a plugin script that adds x-visit: how many requests with this host value "
+        "the host's counter counted (first: 1).",
         ("The count must outlive the plugin process: the judge restarts it halfway.",
          "Section 3 (The broker): callback_plugin.py, and the Call its transform receives."),
         counts_in_the_host),
     Exercise(
         "12.2",
-        "Give a labkit.rpc.Sandbox in which a plugin may read build/inbox and write "
-        "build/outbox, and nothing else of yours.",
+        "Give a labkit.rpc.Sandbox in which a plugin reads build/inbox, writes build/outbox, "
+        "and reaches no more of build, nor TCP.",
         ("A sandbox starts from what a plugin needs to start; add only what it may touch.",
          "Section 5 and help(labkit.rpc.Sandbox): read= and write= take absolute paths."),
         inbox_and_outbox),
