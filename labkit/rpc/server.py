@@ -11,6 +11,11 @@ go-plugin host can start, a Go host built with hashicorp/go-plugin as well as
 - prints and flushes the handshake line before anything else on stdout;
 - serves gRPC health (``plugin`` is SERVING), ``GRPCController/Shutdown``,
   ``GRPCStdio/StreamStdio``, ``GRPCBroker/StartStream`` and the transformer;
+- on a plain socket, serves them with :mod:`~labkit.rpc.wire`, gRPC over HTTP/2 written by
+  hand on one thread: a call costs about a third of grpcio's server's CPU, and the plugin
+  starts without importing grpcio. Transforms are then served one at a time, in the order
+  they arrive (a Python transform holds the GIL anyway, unless it waits on I/O); with
+  ``concurrent=True``, or with AutoMTLS, grpcio's threaded server serves instead;
 - from then on, ``print`` and ``sys.stderr`` writes travel to the host over StreamStdio,
   while logs (hclog JSON) and crash reports go to the real stderr;
 - ignores SIGINT (the host decides when the plugin ends) and exits cleanly on Shutdown,
@@ -29,7 +34,6 @@ serves until Shutdown, SIGINT or SIGTERM, whoever attaches.
 from __future__ import annotations
 
 import faulthandler
-import inspect
 import io
 import os
 import queue
@@ -39,13 +43,8 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import grpc
-from google.protobuf import empty_pb2
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..errors import InputError
 from .broker import Broker, HostCounter
@@ -65,9 +64,10 @@ from .protocol import (
     Reattach,
     negotiate,
 )
-from .stubs import messages
 
 if TYPE_CHECKING:
+    import grpc
+
     from .mtls import MutualTLS
 
 Transform = Callable[..., Mapping[str, str]]
@@ -83,13 +83,16 @@ def serve(
     name: str | None = None,
     lang: str | None = "python",
     debug: bool = False,
+    concurrent: bool = False,
 ) -> None:
     """Serve ``transform`` as a go-plugin gRPC plugin until the host shuts it down.
 
     ``transform`` receives the request's headers (and, if it takes a second argument, the
     :class:`Call`) and returns the response's; when ``lang`` is set, :data:`LANG_HEADER` is
     set to it in every response. ``name`` names the plugin in its logs (default: the
-    script's file name). ``debug``: serve for a host that attaches (see above). Returns when
+    script's file name). ``debug``: serve for a host that attaches (see above).
+    ``concurrent``: serve with grpcio's server, up to 8 calls at once (a transform that waits
+    on I/O and a host that calls from several threads), at grpcio's cost per call. Returns when
     the host called Shutdown or went away; raises ``SystemExit(1)`` when the magic cookie
     is missing, as go-plugin does, or when the host asks for AutoMTLS with a certificate
     grpcio cannot use (a Go host's P-521).
@@ -122,12 +125,23 @@ def serve(
     folder, socket_path = _socket_place(label)
     stdio = _Stdio()
     broker = Broker(folder, tls)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"))
-    _add_services(server, transform, lang, stdio, stop, log, broker)
+    # plain socket: gRPC over HTTP/2 by hand (labkit.rpc.wire), one thread, no grpcio;
+    # AutoMTLS or concurrent: grpcio's server (it does the TLS; it runs calls in threads)
+    server: _WireServing | grpc.Server
+    if tls is None and not concurrent:
+        server = _WireServing(transform, lang, stdio, stop, log, broker)
+    else:
+        from concurrent import futures
+
+        import grpc
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"))
+        _add_services(server, transform, lang, stdio, stop, log, broker)
     try:
         if tls is None:
             server.add_insecure_port(f"unix:{socket_path}")
         else:
+            assert not isinstance(server, _WireServing)
             server.add_secure_port(f"unix:{socket_path}", tls.server_credentials())
         server.start()
         line = HandshakeLine(CORE_PROTOCOL_VERSION, version, "unix", str(socket_path), "grpc",
@@ -205,6 +219,11 @@ def _watch_parent(stop: threading.Event, log: Logger) -> None:
 
 def _takes_two(function: Callable[..., Any]) -> bool:
     """Whether ``function`` takes a second positional argument (the :class:`Call`)."""
+    code = getattr(function, "__code__", None)
+    if code is not None and not hasattr(function, "__self__") and not code.co_kwonlyargcount:
+        return code.co_argcount >= 2 or bool(code.co_flags & 0x04)  # 0x04: *args
+    import inspect  # bound methods, callables, partials: ~5 ms of import, so only for them
+
     try:
         parameters = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):  # a builtin such as dict: one argument
@@ -225,6 +244,12 @@ def _add_services(
     server: grpc.Server, transform: Transform, lang: str | None, stdio: _Stdio,
     stop: threading.Event, log: Logger, broker: Broker,
 ) -> None:
+    import grpc
+    from google.protobuf import empty_pb2
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from .stubs import messages
+
     pb = messages("transformer")
     gp = messages("goplugin")
     status = health.HealthServicer()
@@ -281,6 +306,107 @@ def _add_services(
          for service, methods in handlers.items()])
 
 
+class _WireServing:
+    """The services of :func:`_add_services` on :class:`labkit.rpc.wire.H2Server`: the same
+    answers, statuses and stdio/broker behaviour, with the lab's messages coded by hand."""
+
+    def __init__(self, transform: Transform, lang: str | None, stdio: _Stdio,
+                 stop: threading.Event, log: Logger, broker: Broker) -> None:
+        from . import wire
+
+        wants_call = _takes_two(transform)
+
+        def do_transform(message: bytes) -> bytes:
+            try:
+                headers, service = wire.decode_request(message)
+                if wants_call:
+                    counter = HostCounter(broker.dial(service)) if service else None
+                    out = dict(transform(headers, Call(counter)))
+                else:
+                    out = dict(transform(headers))
+            except Exception as exc:  # the plugin's bug travels back as a status
+                log.error("transform failed", error=f"{type(exc).__name__}: {exc}")
+                raise wire.AbortError(13, f"{type(exc).__name__}: {exc}") from None  # INTERNAL
+            if lang:
+                out[LANG_HEADER] = lang
+            return wire.encode_response(out)
+
+        def check(message: bytes) -> bytes:
+            if wire.health_service(message) in (HEALTH_SERVICE, ""):
+                return b"\x08\x01"  # HealthCheckResponse{status: SERVING}
+            raise wire.AbortError(5, "unknown service")  # NOT_FOUND, as grpc_health answers
+
+        def shutdown(message: bytes) -> bytes:
+            log.info("the host asked for shutdown")
+            stop.set()
+            return b""
+
+        def stream_stdio(call: wire.PushStream, request: bytes) -> None:
+            """On the loop's thread, without a helper: what a handler on that thread prints
+            goes out before its response does."""
+            if not stdio.claim():
+                call.finish(9, "StreamStdio is called once")  # FAILED_PRECONDITION
+                return
+
+            class Sent:  # the queue's space is freed once a chunk is on the socket
+                def __init__(self, size: int) -> None:
+                    self.size = size
+
+                def set(self) -> None:
+                    stdio.sent(self.size)
+
+            def pump() -> None:
+                if call.closed:
+                    return
+                items, ended = stdio.drain()
+                for channel, data in items:
+                    call.send(wire.encode_stdio(channel, data), Sent(len(data)))
+                if ended:
+                    call.finish()
+
+            def end() -> None:
+                stdio.on_put = None
+                stdio.sent(0)  # wake writers that wait for space: nobody reads any more
+
+            call.on_end = end
+            stdio.no_wait = self._server.in_loop
+            stdio.on_put = lambda: self._server.call_soon(pump)
+            pump()
+
+        def start_stream(incoming: Any, active: Callable[[], bool]) -> Iterator[bytes]:
+            broker.restart()
+            threading.Thread(target=broker.receive,
+                             args=(map(wire.ConnInfo, iter(incoming.get, None)),),
+                             name="broker", daemon=True).start()
+            for info in broker.outgoing(active):
+                yield info if isinstance(info, bytes) else info.SerializeToString()
+
+        self._server = wire.H2Server(
+            # a transform that takes the Call runs in a thread when the request names a host
+            # service: reaching it needs the broker stream, which the loop's thread serves
+            unary={f"/{TRANSFORM_SERVICE}/Transform": (
+                       do_transform, wants_call and (lambda m: wire.decode_request(m)[1] != 0)),
+                   "/grpc.health.v1.Health/Check": (check, False),
+                   "/plugin.GRPCController/Shutdown": (shutdown, False)},
+            sstreams={},
+            bidi={"/plugin.GRPCBroker/StartStream": start_stream},
+            push={"/plugin.GRPCStdio/StreamStdio": stream_stdio})
+        self._thread = threading.Thread(target=self._server.serve, name="rpc", daemon=True)
+
+    def add_insecure_port(self, address: str) -> None:
+        self._server.listen(address.removeprefix("unix:"))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, grace: float | None = None) -> threading.Event:
+        self._server.stop(grace)
+        self._thread.join(grace)
+        done = threading.Event()
+        done.set()
+        return done
+
+
 class _Stdio:
     """The plugin's stdout and stderr after the handshake, queued for StreamStdio.
 
@@ -295,6 +421,10 @@ class _Stdio:
         self._claimed = False
         self._closed = False
         self.dropped = 0
+        # push mode (labkit.rpc.wire): called after each put, and whether this thread must
+        # never wait for space (the loop's own thread: it is what frees the space)
+        self.on_put: Callable[[], None] | None = None
+        self.no_wait: Callable[[], bool] = lambda: False
 
     def writer(self, channel: int) -> io.TextIOWrapper:
         raw = io.BufferedWriter(_ChannelWriter(self, channel), buffer_size=1)
@@ -302,13 +432,38 @@ class _Stdio:
 
     def put(self, channel: int, data: bytes) -> None:
         with self._space:
-            while self._claimed and not self._closed and self._pending > _STDIO_LIMIT:
+            while (self._claimed and not self._closed and self._pending > _STDIO_LIMIT
+                   and not self.no_wait()):
                 self._space.wait(0.5)
-            if self._closed or self._pending > _STDIO_LIMIT:
+            if self._closed or (self._pending > _STDIO_LIMIT and not self.no_wait()):
                 self.dropped += len(data)
                 return
             self._pending += len(data)
         self._queue.put((channel, data))
+        pump = self.on_put
+        if pump is not None:
+            pump()
+
+    def drain(self) -> tuple[list[tuple[int, bytes]], bool]:
+        """Push mode: what is queued, merged by channel, and whether the end was reached."""
+        items: list[tuple[int, bytes]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items, False
+            if item is None:
+                self._queue.put(None)
+                return items, True
+            if items and items[-1][0] == item[0] and len(items[-1][1]) < 65536:
+                items[-1] = (item[0], items[-1][1] + item[1])
+            else:
+                items.append(item)
+
+    def sent(self, size: int) -> None:
+        with self._space:
+            self._pending -= size
+            self._space.notify_all()
 
     def claim(self) -> bool:
         with self._space:
@@ -353,6 +508,9 @@ class _Stdio:
             self._closed = True
             self._space.notify_all()
         self._queue.put(None)
+        pump = self.on_put
+        if pump is not None:
+            pump()
 
 
 class _ChannelWriter(io.RawIOBase):
