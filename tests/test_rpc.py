@@ -432,7 +432,7 @@ def test_the_exit_hook_leaves_nothing() -> None:
 
 
 def test_bench_rpc_reports_every_host_with_every_plugin() -> None:
-    """The floors, then each host with each plugin, in rounds of --calls calls: timed in
+    """The references, then each host with each plugin, in rounds of --calls calls: timed in
     Python but for go-plugin's own host, which times itself in Go; then the start-ups."""
     from labkit.lab.benchrpc import PLUGINS, RPC_FIGURES, RPC_STARTS
 

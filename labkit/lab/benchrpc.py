@@ -1,12 +1,13 @@
-"""``python -m labkit bench rpc``: go-plugin's protocol, each host with each plugin, against
-its floors, in one run.
+"""``python -m labkit bench rpc``: go-plugin's protocol, each host with each plugin, beside
+two references, in one run.
 
 The hosts: labkit's Python host (:class:`~labkit.rpc.PluginClient`, timed in Python) and
 go-plugin's Go host (``plugins/go/goplugin/host -bench``, timed in Go). The plugins: labkit's
 Python plugin (``transformer_plugin.py``), the same service served by pyvider-rpcplugin
 (``pyvider_plugin.py``, someone else's go-plugin server for Python) and go-plugin's Go
-plugin. The floors, both Python to Python over a Unix socket: one byte there and back, and
-a plain grpcio unary call with no go-plugin around it.
+plugin. The references, both Python to Python over a Unix socket: one byte there and back
+(the floor of any request), and a plain grpcio unary call with no go-plugin around it (what
+grpcio alone costs; labkit's own plugin and host do without it, see :mod:`labkit.rpc.wire`).
 
 The figures are taken in rounds: each round times one batch of every figure, in a rotated
 order, so that a burst of load falls on all of them alike; go-plugin's host starts its
@@ -34,7 +35,7 @@ from .benchhosts import go_rpc
 from .figures import Figure, Measure, batch, human, summarise, warm_up
 
 _REQUEST = {"host": "example.com"}
-#: Per call: the floors, then labkit's Python host, then go-plugin's Go host.
+#: Per call: the references, then labkit's Python host, then go-plugin's Go host.
 RPC_FIGURES = (Figure.RPC_FLOOR, Figure.GRPC_PLAIN, Figure.PY_RPC_PY, Figure.PY_RPC_PYVIDER,
                Figure.PY_RPC_GO, Figure.GO_RPC_PY, Figure.GO_RPC_PYVIDER, Figure.GO_RPC_GO)
 RPC_STARTS = (Figure.PY_RPC_PY_START, Figure.PY_RPC_PYVIDER_START, Figure.PY_RPC_GO_START,
@@ -53,7 +54,7 @@ _ECHO = ("import socket, sys\n"
          "s = socket.socket(fileno=int(sys.argv[1]))\n"
          "while (b := s.recv(1)):\n"
          "    s.sendall(b)\n")
-#: The child of the plain grpcio floor: grpcio's own server, default settings, serving the
+#: The child of the plain grpcio reference: grpcio's own server, default settings, serving the
 #: lab's Transform on a Unix socket with labkit's generated messages, nothing else.
 _PLAIN = """\
 import sys, time
@@ -179,7 +180,7 @@ def _plain_grpc(folder: str) -> Iterator[Callable[[], Any]]:
 
 
 def table(results: Sequence[Measure]) -> str:
-    """The figures as a grid, plugins by hosts, then the floors and the verdict."""
+    """The figures as a grid, plugins by hosts, then the references and the verdict."""
     by = {Figure(m.name): m for m in results}
     first = max(len(name) for name in PLUGINS)
     some = next(iter(results))
@@ -190,8 +191,8 @@ def table(results: Sequence[Measure]) -> str:
         cells = [f"{human(by[c].seconds)} ({human(by[s].seconds)})" for c, s in hosts]
         lines.append(f"{name:<{first}}  {cells[0]:>22}  {cells[1]:>22}")
     floor, plain = by[Figure.RPC_FLOOR], by[Figure.GRPC_PLAIN]
-    lines += ["", f"floors, Python to Python: {floor.name} {human(floor.seconds)}; "
-              f"{plain.name} {human(plain.seconds)}", "", *verdict(results)]
+    lines += ["", f"for scale, Python to Python: {floor.name} {human(floor.seconds)} (the "
+              f"floor); {plain.name} {human(plain.seconds)}", "", *verdict(results)]
     noisy = [m.name for m in results if m.noisy]
     if noisy:
         lines += ["", f"warning: noisy (the batches spread over half the median): "
