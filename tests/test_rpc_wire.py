@@ -6,6 +6,7 @@ threaded server) against a host that calls from several threads."""
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -85,6 +86,8 @@ def test_the_health_service_name_is_read_as_protobuf_wrote_it(name: str) -> None
 ECHO = "/test.Wire/Echo"
 FAIL = "/test.Wire/Fail"
 SLOW = "/test.Wire/Slow"
+BUGGY = "/test.Wire/Buggy"
+STREAM = "/test.Wire/Stream"
 
 
 def echo(message: bytes) -> bytes:
@@ -100,12 +103,23 @@ def slow(message: bytes) -> bytes:
     return message
 
 
+def buggy(message: bytes) -> bytes:
+    raise ValueError(message.decode("utf-8", "surrogateescape"))  # not an AbortError
+
+
+def two_then_bug(request: bytes, active: Callable[[], bool]) -> Iterator[bytes]:
+    yield b"one"
+    yield b"two"
+    raise KeyError("a streaming method's bug")
+
+
 @pytest.fixture
 def wire_server() -> Iterator[str]:
     """An :class:`~labkit.rpc.wire.H2Server` on a Unix socket, in a thread: its address."""
     folder = Path(tempfile.mkdtemp(prefix="wire-"))
-    server = wire.H2Server(unary={ECHO: (echo, False), FAIL: (fail, False), SLOW: (slow, False)}, sstreams={},
-                           bidi={})
+    server = wire.H2Server(unary={ECHO: (echo, False), FAIL: (fail, False), SLOW: (slow, False),
+                                  BUGGY: (buggy, False)},
+                           sstreams={STREAM: two_then_bug}, bidi={})
     server.listen(str(folder / "s"))
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
@@ -175,6 +189,72 @@ def test_a_message_over_grpcs_default_limit_is_refused_and_the_server_goes_on(
         assert unary(channel, ECHO)(b"still here", timeout=20) == b"ereh llits"
 
 
+def still_serving(wire_server: str) -> bool:
+    with grpc.insecure_channel(wire_server) as channel:
+        return unary(channel, ECHO)(b"still here", timeout=20) == b"ereh llits"
+
+
+@pytest.mark.parametrize("text", ["plain words", "lone \udce9 surrogate", "long " * 20_000])
+def test_a_handler_that_raises_ends_its_call_with_internal_and_the_server_goes_on(
+    wire_server: str, text: str,
+) -> None:
+    error = status_of(wire_server, BUGGY, text.encode("utf-8", "surrogateescape"))
+    assert error.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
+    details = error.details()  # type: ignore[attr-defined]
+    assert details.startswith("ValueError: ")
+    assert text[:10].encode("utf-8", "replace").decode() in details  # a lone surrogate: "?"
+    assert len(details) <= wire.MAX_STATUS_MESSAGE + len("ValueError: ")  # one HEADERS frame
+    assert still_serving(wire_server)
+
+
+def test_a_streaming_method_that_raises_ends_with_unknown_after_its_messages(
+    wire_server: str,
+) -> None:
+    got = []
+    with grpc.insecure_channel(wire_server) as channel, pytest.raises(grpc.RpcError) as caught:
+        for message in channel.unary_stream(STREAM)(b"", timeout=20):
+            got.append(message)
+    assert got == [b"one", b"two"]
+    assert caught.value.code() == grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    assert "a streaming method's bug" in caught.value.details()  # type: ignore[attr-defined]
+
+
+def test_headers_too_big_for_the_server_fail_that_call_only(wire_server: str) -> None:
+    metadata = [("x-big", "x" * 70_000)]
+    with pytest.raises(grpc.RpcError):
+        status_of_call = grpc.insecure_channel(wire_server)
+        try:
+            unary(status_of_call, ECHO)(b"x", timeout=20, metadata=metadata)
+        finally:
+            status_of_call.close()
+    assert still_serving(wire_server)
+
+
+def test_a_request_without_a_message_gets_internal(wire_server: str) -> None:
+    """HEADERS that end the stream, no DATA: answered at once, not left open."""
+    from hpack import Decoder, Encoder
+
+    path = wire_server.removeprefix("unix:")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.settimeout(10)
+        block = Encoder().encode([(":method", "POST"), (":scheme", "http"), (":path", ECHO),
+                                  (":authority", "x"), ("content-type", "application/grpc"),
+                                  ("te", "trailers")])
+        sock.sendall(wire.PREFACE + wire.frame(wire.SETTINGS, 0, 0)
+                     + wire.frame(wire.HEADERS, wire.END_HEADERS | wire.END_STREAM, 1, block))
+        decoder, buf, fields = Decoder(), b"", {}
+        while "grpc-status" not in fields:
+            buf += sock.recv(65536)
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                length, kind = int.from_bytes(buf[:3], "big"), buf[3]
+                payload, buf = buf[9:9 + length], buf[9 + length:]
+                if kind == wire.HEADERS:
+                    fields.update(decoder.decode(payload))
+    assert fields["grpc-status"] == "13"
+    assert "without a message" in fields["grpc-message"]
+
+
 # -- the client, against grpcio's server --------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -230,6 +310,51 @@ def test_the_client_hands_back_what_does_not_fit_one_frame(grpcio_server: str) -
         assert connection.call(ECHO.encode(), b"and on", 10) == b"no dna"
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize(("seconds", "sent"), [
+    (0.0001, b"1m"), (1.5, b"1500m"), (99_999.999, b"99999999m"), (100_000, b"100000S"),
+    (1e9, b"16666666M"), (1e11, b"27777777H"), (1e20, b"99999999H")])
+def test_grpc_timeout_fits_in_eight_digits(seconds: float, sent: bytes) -> None:
+    assert wire.grpc_timeout(seconds) == sent
+
+
+def test_a_long_timeout_reaches_grpcio_as_a_valid_deadline(grpcio_server: str) -> None:
+    connection = wire.UnaryConnection(grpcio_server)
+    try:
+        assert connection.call(ECHO.encode(), b"abc", 100_000) == b"cba"
+    finally:
+        connection.close()
+
+
+def test_the_client_answers_pings_that_came_while_idle_and_sees_a_server_go() -> None:
+    """A server pings an idle connection (grpc-go's keepalive closes it after two hours
+    without an ACK); the next call takes the PING first and goes through. A server that
+    said GOAWAY and closed: the next call finds out before it sends anything."""
+    folder = Path(tempfile.mkdtemp(prefix="wire-"))
+    options = [("grpc.keepalive_time_ms", 100), ("grpc.keepalive_permit_without_calls", 1),
+               ("grpc.http2.max_pings_without_data", 0)]
+    methods = {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, _: echo(request))}
+    server = grpc.server(futures.ThreadPoolExecutor(2), options=options,
+                         handlers=[grpc.method_handlers_generic_handler("test.Wire", methods)])
+    server.add_insecure_port(f"unix:{folder / 's'}")
+    server.start()
+    connection = wire.UnaryConnection(str(folder / "s"))
+    try:
+        assert connection.call(ECHO.encode(), b"ab", 10) == b"ba"
+        time.sleep(1)  # pinged meanwhile
+        pending = connection.sock.recv(65536, socket.MSG_PEEK)
+        assert pending[3] == wire.PING and not pending[4] & wire.ACK
+        assert connection.call(ECHO.encode(), b"cd", 10) == b"dc"
+        server.stop(None).wait()
+        time.sleep(0.2)
+        with pytest.raises(wire.StaleConnectionError):
+            connection.call(ECHO.encode(), b"ef", 10)
+    finally:
+        connection.close()
+        server.stop(None).wait()
+        (folder / "s").unlink(missing_ok=True)
+        folder.rmdir()
 
 
 def test_the_client_gives_up_at_its_timeout(wire_server: str) -> None:

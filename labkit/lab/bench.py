@@ -221,7 +221,8 @@ def _in_child(snippet: str) -> str:
 def binding_shares(results: Sequence[Measure]) -> list[tuple[Measure, Measure, float]]:
     """For each Python-side figure whose callee the run also called from the host's own
     language (:data:`BINDINGS`): the two figures and the share of the Python figure that
-    is Python's side (the binding, or for RPC Python's gRPC stack), at least 0."""
+    is Python's side (the binding, or for RPC the Python host's client), 0 when the Python
+    figure is no larger."""
     by_name = {m.name: m for m in results}
     found = []
     for python, native in BINDINGS:
@@ -252,8 +253,10 @@ def table(results: Sequence[Measure], budget: float = CPU_BUDGET) -> str:
         lines.append("Python's side of a Python-side figure (the same callee, called from "
                      "its host's own language):")
         for python, native, share in shares:
-            lines.append(f"  {python.name} {human(python.seconds)}: {share:.1%} is Python's "
-                         f"side; {native.name} {human(native.seconds)}")
+            said = (f"{share:.1%} is Python's side" if share > 0 else
+                    "no slower than from its own language, so no Python side is measured")
+            lines.append(f"  {python.name} {human(python.seconds)}: {said}; "
+                         f"{native.name} {human(native.seconds)}")
         lines.append("")
     by_name = {m.name: m for m in results}
     floor = by_name.get(Figure.RPC_FLOOR)

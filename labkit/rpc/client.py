@@ -310,8 +310,13 @@ class PluginClient:
                     assert self.line is not None
                     self._fast = (wire.UnaryConnection(self.line.address)
                                   if self.line.network == "unix" else False)
-            data = (self._fast.call(TRANSFORM_PATH, wire.encode_request(headers, service), limit)
-                    if self._fast else None)
+            request = wire.encode_request(headers, service)
+            try:
+                data = self._fast.call(TRANSFORM_PATH, request, limit) if self._fast else None
+            except wire.StaleConnectionError:  # closed while idle, nothing sent: once more
+                self._fast.close()
+                self._fast = wire.UnaryConnection(self._fast.address)
+                data = self._fast.call(TRANSFORM_PATH, request, limit)
             if data is not None:
                 return dict(sorted(wire.decode_response(data).items()))
         except wire.GrpcStatusError as exc:

@@ -12,7 +12,7 @@ go-plugin host can start, a Go host built with hashicorp/go-plugin as well as
 - serves gRPC health (``plugin`` is SERVING), ``GRPCController/Shutdown``,
   ``GRPCStdio/StreamStdio``, ``GRPCBroker/StartStream`` and the transformer;
 - on a plain socket, serves them with :mod:`~labkit.rpc.wire`, gRPC over HTTP/2 written by
-  hand on one thread: a call costs about a third of grpcio's server's CPU, and the plugin
+  hand on one thread: a call costs about a quarter of grpcio's server's CPU, and the plugin
   starts without importing grpcio. Transforms are then served one at a time, in the order
   they arrive (a Python transform holds the GIL anyway, unless it waits on I/O); with
   ``concurrent=True``, or with AutoMTLS, grpcio's threaded server serves instead;
