@@ -94,7 +94,7 @@ class PluginClient:
             says what this kernel enforces. Default: the plugin has all the host's rights.
 
     Over a plain Unix socket, :meth:`transform` takes a connection of its own, HTTP/2
-    written by hand (:class:`labkit.rpc.wire.UnaryConnection`, about half the host's CPU of
+    written by hand (:class:`labkit.rpc.wire.UnaryConnection`, about a fifth of the host's CPU of
     grpcio's channel); a call made while another thread's is in flight, or too big for one
     frame, goes through grpcio's channel as every other call does. ``LABKIT_RPC_FAST=0`` in
     the environment sends Transform through grpcio's channel too.
@@ -298,7 +298,7 @@ class PluginClient:
 
     def _fast_transform(self, headers: Mapping[str, str], service: int,
                         timeout: float | None) -> dict[str, str]:
-        """Transform over a connection of its own, HTTP/2 by hand (:mod:`.wire`): ~half the
+        """Transform over a connection of its own, HTTP/2 by hand (:mod:`.wire`): ~a fifth of the
         host's CPU of grpcio's channel, on this thread. Same errors as :meth:`_call`."""
         from . import wire
 
