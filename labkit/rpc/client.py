@@ -289,7 +289,10 @@ class PluginClient:
         """
         service = self._offer(counter) if counter is not None else 0
         if self._tls is None and self._fast is not False:
-            return self._fast_transform(headers, service, timeout)
+            answer = self._fast_transform(headers, service, timeout)
+            if answer is not None:
+                return answer
+        # grpcio's channel, which multiplexes and splits frames
         pb = messages("transformer")
         request = pb.TransformRequest(headers=dict(headers), host_service=service)
         reply = self._call(TRANSFORM_METHOD, request, pb.TransformRequest.SerializeToString,
@@ -297,9 +300,11 @@ class PluginClient:
         return dict(sorted(reply.headers.items()))
 
     def _fast_transform(self, headers: Mapping[str, str], service: int,
-                        timeout: float | None) -> dict[str, str]:
-        """Transform over a connection of its own, HTTP/2 by hand (:mod:`.wire`): ~a fifth of the
-        host's CPU of grpcio's channel, on this thread. Same errors as :meth:`_call`."""
+                        timeout: float | None) -> dict[str, str] | None:
+        """Transform over a connection of its own, HTTP/2 by hand (:mod:`.wire`): ~a fifth of
+        the host's CPU of grpcio's channel, on this thread. Same errors as :meth:`_call`;
+        ``None`` when another thread's call holds the connection, or the request is too big
+        for it, or the plugin's socket is not a Unix socket."""
         from . import wire
 
         self._require_channel("Transform")
@@ -317,8 +322,7 @@ class PluginClient:
                 self._fast.close()
                 self._fast = wire.UnaryConnection(self._fast.address)
                 data = self._fast.call(TRANSFORM_PATH, request, limit)
-            if data is not None:
-                return dict(sorted(wire.decode_response(data).items()))
+            return None if data is None else dict(sorted(wire.decode_response(data).items()))
         except wire.GrpcStatusError as exc:
             code = _STATUS.get(exc.code, grpc.StatusCode.UNKNOWN)
             raise self._failure("Transform", code, exc.message, limit) from exc
@@ -331,13 +335,6 @@ class PluginClient:
             else:
                 code, details = grpc.StatusCode.UNAVAILABLE, f"connection lost: {exc}"
             raise self._failure("Transform", code, details, limit) from exc
-        # another thread's call holds the fast connection, or the request is too big for it:
-        # grpcio's channel, which multiplexes and splits
-        pb = messages("transformer")
-        reply = self._call(TRANSFORM_METHOD, pb.TransformRequest(
-            headers=dict(headers), host_service=service), pb.TransformRequest.SerializeToString,
-            pb.TransformResponse.FromString, timeout)
-        return dict(sorted(reply.headers.items()))
 
     def health(self) -> str:
         """The plugin's health as go-plugin hosts check it: ``SERVING`` when all is well."""

@@ -240,6 +240,35 @@ class Call:
         self.counter = counter
 
 
+class _PluginBug(Exception):  # noqa: N818 - the plugin's exception, as its status says it
+    """``transform`` raised: ``str()`` is what the host is told (the exception's type and
+    words), and the plugin's log has it already."""
+
+
+def _runner(transform: Transform, lang: str | None, log: Logger,
+            broker: Broker) -> Callable[[dict[str, str], int], dict[str, str]]:
+    """``run(headers, host_service)``: ``transform``'s answer with :data:`LANG_HEADER` set,
+    given the :class:`Call` when it takes one; :class:`_PluginBug` when it raises. Both
+    servers' Transform."""
+    wants_call = _takes_two(transform)
+
+    def run(headers: dict[str, str], service: int) -> dict[str, str]:
+        try:
+            if wants_call:
+                counter = HostCounter(broker.dial(service)) if service else None
+                out = dict(transform(headers, Call(counter)))
+            else:
+                out = dict(transform(headers))
+        except Exception as exc:  # the plugin's bug travels back as a status, not a crash
+            log.error("transform failed", error=f"{type(exc).__name__}: {exc}")
+            raise _PluginBug(f"{type(exc).__name__}: {exc}") from None
+        if lang:
+            out[LANG_HEADER] = lang
+        return out
+
+    return run
+
+
 def _add_services(
     server: grpc.Server, transform: Transform, lang: str | None, stdio: _Stdio,
     stop: threading.Event, log: Logger, broker: Broker,
@@ -257,22 +286,13 @@ def _add_services(
     status.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(status, server)
 
-    wants_call = _takes_two(transform)
+    run = _runner(transform, lang, log, broker)
 
     def do_transform(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            if wants_call:
-                counter = (HostCounter(broker.dial(request.host_service))
-                           if request.host_service else None)
-                headers = dict(transform(dict(request.headers), Call(counter)))
-            else:
-                headers = dict(transform(dict(request.headers)))
-        except Exception as exc:  # the plugin's bug travels back as a status, not a crash
-            log.error("transform failed", error=f"{type(exc).__name__}: {exc}")
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-        if lang:
-            headers[LANG_HEADER] = lang
-        return pb.TransformResponse(headers=headers)
+            return pb.TransformResponse(headers=run(dict(request.headers), request.host_service))
+        except _PluginBug as bug:
+            context.abort(grpc.StatusCode.INTERNAL, str(bug))
 
     def shutdown(request: Any, context: grpc.ServicerContext) -> Any:
         log.info("the host asked for shutdown")
@@ -315,21 +335,13 @@ class _WireServing:
         from . import wire
 
         wants_call = _takes_two(transform)
+        run = _runner(transform, lang, log, broker)
 
         def do_transform(message: bytes) -> bytes:
             try:
-                headers, service = wire.decode_request(message)
-                if wants_call:
-                    counter = HostCounter(broker.dial(service)) if service else None
-                    out = dict(transform(headers, Call(counter)))
-                else:
-                    out = dict(transform(headers))
-            except Exception as exc:  # the plugin's bug travels back as a status
-                log.error("transform failed", error=f"{type(exc).__name__}: {exc}")
-                raise wire.AbortError(13, f"{type(exc).__name__}: {exc}") from None  # INTERNAL
-            if lang:
-                out[LANG_HEADER] = lang
-            return wire.encode_response(out)
+                return wire.encode_response(run(*wire.decode_request(message)))
+            except _PluginBug as bug:
+                raise wire.AbortError(13, str(bug)) from None  # INTERNAL
 
         def check(message: bytes) -> bytes:
             if wire.health_service(message) in (HEALTH_SERVICE, ""):

@@ -84,12 +84,27 @@ DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDO
     CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 0x1, 0x1, 0x4, 0x8, 0x20
 BIG_WINDOW = (1 << 31) - 1
-_HDR = struct.Struct(">I")  # for 4-byte fields
+_HDR = struct.Struct(">I")  # 4-byte fields: stream ids, window increments, lengths
 
 
 def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
     n = len(payload)
     return bytes((n >> 16, (n >> 8) & 0xFF, n & 0xFF, kind, flags)) + _HDR.pack(stream) + payload
+
+
+def fragment(kind: int, flags: int, payload: bytes) -> bytes:
+    """A DATA or HEADERS frame's payload without its padding and priority fields."""
+    if flags & PADDED:
+        payload = payload[1:len(payload) - payload[0]]
+    if kind == HEADERS and flags & PRIO:
+        payload = payload[5:]
+    return payload
+
+
+def settings(payload: bytes) -> Iterator[tuple[int, int]]:
+    """A SETTINGS frame's (identifier, value) pairs."""
+    for i in range(0, len(payload) - 5, 6):
+        yield struct.unpack_from(">HI", payload, i)
 
 
 def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
@@ -246,8 +261,7 @@ class _Conn:
     def on_frame(self, kind: int, flags: int, sid: int, payload: bytes) -> None:
         if kind == DATA:
             self.recv_unacked += len(payload)  # padding included (RFC 9113, 6.9.1)
-            if flags & PADDED:
-                payload = payload[1:len(payload) - payload[0]]
+            payload = fragment(kind, flags, payload)
             if self.recv_unacked > (1 << 30):
                 self.out += frame(WINDOW_UPDATE, 0, 0, _HDR.pack(self.recv_unacked))
                 self.recv_unacked = 0
@@ -258,11 +272,7 @@ class _Conn:
                 if flags & END_STREAM:
                     self.on_half_close(stream)
         elif kind == HEADERS:
-            if flags & PADDED:
-                pad = payload[0]
-                payload = payload[1:len(payload) - pad]
-            if flags & PRIO:
-                payload = payload[5:]
+            payload = fragment(kind, flags, payload)
             stream = self.streams.get(sid)
             if stream is None:
                 stream = _Stream(sid, self.peer_initial)
@@ -281,8 +291,7 @@ class _Conn:
         elif kind == SETTINGS:
             if flags & ACK:
                 return
-            for i in range(0, len(payload) - 5, 6):
-                key, value = struct.unpack_from(">HI", payload, i)
+            for key, value in settings(payload):
                 if key == 4:
                     delta = value - self.peer_initial
                     self.peer_initial = value
@@ -866,15 +875,9 @@ class ConnInfo:
 
 # -- the host's side -------------------------------------------------------------------------
 
-_U32 = struct.Struct(">I")
-BIG = (1 << 31) - 1
 #: SETTINGS_MAX_FRAME_SIZE's initial value, which no peer may lower (RFC 9113, 6.5.2)
 MIN_MAX_FRAME = 16384
 
-
-
-def _lit(name: bytes, value: bytes) -> bytes:
-    return b"\x00" + _hpack_int(len(name), 7, 0) + name + _hpack_int(len(value), 7, 0) + value
 
 
 class GrpcStatusError(Exception):
@@ -919,8 +922,8 @@ class UnaryConnection:
         self.address = unix_path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(unix_path)
-        self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HIHI", 2, 0, 4, BIG))
-                          + frame(WINDOW_UPDATE, 0, 0, _U32.pack(BIG - 65535)))
+        self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HIHI", 2, 0, 4, BIG_WINDOW))
+                          + frame(WINDOW_UPDATE, 0, 0, _HDR.pack(BIG_WINDOW - 65535)))
         self.decoder = HeaderDecoder()
         self.next_id = 1
         self.lock = threading.Lock()
@@ -936,11 +939,13 @@ class UnaryConnection:
         fixed = self._headers_cache.get(path)
         if fixed is None:
             # :method POST (static 3), :scheme http (static 6), then literals w/o indexing
-            fixed = (b"\x83\x86" + _lit(b":path", path) + _lit(b":authority", self.authority)
-                     + _lit(b"content-type", b"application/grpc") + _lit(b"te", b"trailers"))
+            fixed = b"\x83\x86" + b"".join(
+                _literal(name, value) for name, value in (
+                    (b":path", path), (b":authority", self.authority),
+                    (b"content-type", b"application/grpc"), (b"te", b"trailers")))
             self._headers_cache[path] = fixed
         if timeout is not None:
-            fixed += _lit(b"grpc-timeout", grpc_timeout(timeout))
+            fixed += _literal(b"grpc-timeout", grpc_timeout(timeout))
         return fixed
 
     def call(self, path: bytes, message: bytes, timeout: float | None = None) -> bytes | None:
@@ -961,7 +966,7 @@ class UnaryConnection:
     def _call(self, path: bytes, message: bytes, timeout: float | None) -> bytes:
         sid = self.next_id
         self.next_id += 2
-        body = b"\x00" + _U32.pack(len(message)) + message
+        body = b"\x00" + _HDR.pack(len(message)) + message
         self.send_window -= len(body)
         self.sock.settimeout(timeout)
         self.sock.sendall(frame(HEADERS, END_HEADERS, sid, self._request_headers(path, timeout))
@@ -1004,7 +1009,7 @@ class UnaryConnection:
             if len(buf) < 9 + length:
                 return
             kind, flags = buf[3], buf[4]
-            fsid = _U32.unpack_from(buf, 5)[0] & 0x7FFFFFFF
+            fsid = _HDR.unpack_from(buf, 5)[0] & 0x7FFFFFFF
             payload = bytes(buf[9:9 + length])
             del buf[:9 + length]
             yield kind, flags, fsid, payload
@@ -1014,15 +1019,14 @@ class UnaryConnection:
         """A connection-level frame: applied, its answer added to ``out``. False for
         GOAWAY (the peer takes no new calls on this connection)."""
         if kind == SETTINGS and not flags & ACK:
-            for i in range(0, len(payload) - 5, 6):
-                key, value = struct.unpack_from(">HI", payload, i)
+            for key, value in settings(payload):
                 if key == 4:  # SETTINGS_INITIAL_WINDOW_SIZE
                     self.peer_initial = value
             out += frame(SETTINGS, ACK, 0)
         elif kind == PING and not flags & ACK:
             out += frame(PING, ACK, 0, payload)
         elif kind == WINDOW_UPDATE and fsid == 0:
-            self.send_window += _U32.unpack_from(payload)[0] & 0x7FFFFFFF
+            self.send_window += _HDR.unpack_from(payload)[0] & 0x7FFFFFFF
         elif kind == GOAWAY:
             return False
         # a stream's WINDOW_UPDATE: each request is sent whole, within a new stream's
@@ -1041,16 +1045,11 @@ class UnaryConnection:
                 for kind, flags, fsid, payload in self._frames():
                     if kind == DATA:
                         self.recv_unacked += len(payload)  # padding included
-                        if flags & PADDED:
-                            payload = payload[1:len(payload) - payload[0]]
                         if fsid == sid:
-                            data += payload
+                            data += fragment(kind, flags, payload)
                     elif kind in (HEADERS, CONTINUATION):
                         if kind == HEADERS:
-                            if flags & PADDED:
-                                payload = payload[1:len(payload) - payload[0]]
-                            if flags & PRIO:
-                                payload = payload[5:]
+                            payload = fragment(kind, flags, payload)
                             ended = fsid == sid and bool(flags & END_STREAM)
                         block += payload
                         if flags & END_HEADERS:
@@ -1065,7 +1064,7 @@ class UnaryConnection:
                                 if ended:  # frames after it stay in the buffer
                                     return self._result(status, grpc_message, data)
                     elif kind == RST_STREAM and fsid == sid:
-                        code = _U32.unpack_from(payload)[0] if len(payload) >= 4 else 2
+                        code = _HDR.unpack_from(payload)[0] if len(payload) >= 4 else 2
                         raise GrpcStatusError(_RESET_STATUS.get(code, 13),
                                               f"the plugin reset the stream (HTTP/2 error "
                                               f"code {code})")
@@ -1082,7 +1081,7 @@ class UnaryConnection:
                 self.buf += chunk
         finally:
             if self.recv_unacked > (1 << 30):
-                out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(self.recv_unacked))
+                out += frame(WINDOW_UPDATE, 0, 0, _HDR.pack(self.recv_unacked))
                 self.recv_unacked = 0
             if out:
                 with contextlib.suppress(OSError):
@@ -1094,7 +1093,7 @@ class UnaryConnection:
             raise GrpcStatusError(status if status is not None else 2, grpc_message)
         if len(data) < 5:
             raise GrpcStatusError(13, "no response message")
-        n = _U32.unpack_from(data, 1)[0]
+        n = _HDR.unpack_from(data, 1)[0]
         return bytes(data[5:5 + n])
 
     def close(self) -> None:
