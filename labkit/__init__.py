@@ -83,6 +83,7 @@ if TYPE_CHECKING:
         read_elf,
         read_soname,
     )
+    from .inspect.foreign import MachOInfo, PeInfo, read_foreign, read_macho, read_pe
     from .inspect.goinfo import GoInfo, Module, go_info, is_go
     from .isolate import Outcome, run_program
     from .isolate import run as run_isolated
@@ -110,6 +111,8 @@ if TYPE_CHECKING:
         host_report,
         run_go_host,
     )
+    from .samples.platforms import PLATFORMS, build_platform_samples
+    from .samples.platforms import side_by_side as platforms_side_by_side
     from .samples.rpc import (
         FAULTS,
         build_rpc_samples,
@@ -253,6 +256,14 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'LoaderTrace': ('.diagnose.trace', 'LoaderTrace'),
     'transformers': ('.inprocess.python', 'transformers'),
     'wasm_shout': ('.inprocess.wasm', 'shout'),
+    'MachOInfo': ('.inspect.foreign', 'MachOInfo'),
+    'PeInfo': ('.inspect.foreign', 'PeInfo'),
+    'read_foreign': ('.inspect.foreign', 'read_foreign'),
+    'read_macho': ('.inspect.foreign', 'read_macho'),
+    'read_pe': ('.inspect.foreign', 'read_pe'),
+    'PLATFORMS': ('.samples.platforms', 'PLATFORMS'),
+    'build_platform_samples': ('.samples.platforms', 'build_platform_samples'),
+    'platforms_side_by_side': ('.samples.platforms', 'side_by_side'),
 }
 
 
@@ -405,4 +416,12 @@ __all__ = [
     "tradeoffs",
     "transformers",
     "wasm_shout",
+    "MachOInfo",
+    "PeInfo",
+    "read_foreign",
+    "read_macho",
+    "read_pe",
+    "PLATFORMS",
+    "build_platform_samples",
+    "platforms_side_by_side",
 ]

@@ -24,7 +24,8 @@ from ..paths import existing_file, show, tidy
 from ..toolchain import Tool, find_cc, find_cxx, find_zig
 
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
-ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding")
+ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding",
+               "x86_64-windows-gnu", "aarch64-macos", "x86_64-macos")
 #: A glibc target may name the oldest glibc to run on: ``x86_64-linux-gnu.2.28``.
 _GLIBC_TARGET = re.compile(r"(x86_64|aarch64)-linux-gnu\.2\.\d{1,2}")
 
@@ -187,6 +188,9 @@ def compile_c(
         )
     out = Path(out_dir) / filename
     cache.install(cached, out)
+    implib = cached.with_name(_import_library(filename))
+    if filename.endswith(".dll") and implib.is_file():
+        cache.install(implib, out.with_name(implib.name))
     return Artifact(out, kind, target or "native", command, key, from_cache)
 
 
@@ -221,21 +225,37 @@ def _flags(kind: Kind, target: str | None, extra: list[str], defaults: bool) -> 
 
 def _lib_args(lib: str | os.PathLike[str]) -> list[str]:
     """``"m"`` links ``-lm``; a file links by name from its folder (``-L<dir> -l:<file>``),
-    so DT_NEEDED records ``libdep.so`` and not the build machine's absolute path."""
+    so DT_NEEDED records ``libdep.so`` and not the build machine's absolute path. A DLL
+    links through the import library built beside it (``dep.lib``); a dylib by its name
+    (``-L<dir> -ldep``), so the dependency is recorded under the dylib's install name."""
     if isinstance(lib, str) and "/" not in lib and not lib.endswith(".so"):
         return [f"-l{lib}"]
     path = Path(lib).resolve()
+    if path.suffix == ".dll":
+        return [str(path.with_suffix(".lib"))]
+    if path.suffix == ".dylib":
+        return [f"-L{path.parent}", f"-l{path.stem.removeprefix('lib')}"]
     return [f"-L{path.parent}", f"-l:{path.name}"]
 
 
 def _output_name(base: str, kind: Kind, target: str | None) -> str:
     if target is not None and target.startswith("wasm32"):
         return base if base.endswith(".wasm") else f"{base}.wasm"
+    windows = target is not None and "-windows" in target
     if kind == "executable":
-        return base
+        return f"{base}.exe" if windows and not base.endswith(".exe") else base
+    if windows:
+        return base if base.endswith(".dll") else f"{base}.dll"
+    if target is not None and "-macos" in target:
+        return base if base.endswith(".dylib") else f"lib{base}.dylib"
     if base.endswith(".so") or ".so." in base:
         return base
     return f"lib{base}.so"
+
+
+def _import_library(filename: str) -> str:
+    """The import library zig writes beside a DLL: ``dep.dll``'s is ``dep.lib``."""
+    return f"{Path(filename).stem}.lib"
 
 
 def _cache_key(
@@ -322,6 +342,8 @@ def _compile(
         staged = workdir / "out"
         staged.mkdir()
         os.replace(workdir / filename, staged / filename)
+        if (workdir / _import_library(filename)).is_file():  # a DLL's, for what links to it
+            os.replace(workdir / _import_library(filename), staged / _import_library(filename))
         cache.publish(staged, cached.parent, cached)
     return command
 

