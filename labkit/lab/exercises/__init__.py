@@ -24,6 +24,7 @@ from . import (
     go_plugin_depth,
     go_plugins,
     loader,
+    platforms,
     plugin_host,
     rpc,
     shared_objects,
@@ -36,7 +37,8 @@ from .framework import evaluate as _evaluate
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
     for module in (shared_objects, dlopen, plugin_host, abi_mismatches, go_plugins, rpc,
-                   compile_time, choosing, wasm, loader, cxx, go_plugin_depth)
+                   compile_time, choosing, wasm, loader, cxx, go_plugin_depth,
+                   platforms)
     for exercise in module.EXERCISES
 }
 
