@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         "explain", help="say why a shared object or program will not load or run here",
         epilog=_EXPLAIN,
     )
-    explain.add_argument("file", help="a shared object (.so) or a program")
+    explain.add_argument("file", help="a shared object (.so) or a program; a Windows DLL or a "
+                         "macOS dylib gets what its own platform would refuse")
     explain.add_argument("--host", help="the program that will load FILE: its symbols count")
     explain.add_argument("--require", action="append", default=[], metavar="SYMBOL",
                          help="a symbol the host looks up in FILE (repeatable)")

@@ -27,6 +27,7 @@ from ..build.go import build_go
 from ..rpc.stubs import fetch_go_modules, generate
 from ..samples.c import build_samples
 from ..samples.go import GO_OTHER_TOOLCHAIN, GO_SAMPLES, build_go_samples
+from ..samples.platforms import build_platform_samples
 from ..samples.rpc import build_rpc_samples
 from ..samples.wasm import build_wasm_sample
 from ..toolchain import go_env
@@ -41,8 +42,8 @@ def warm(log: bool = True, for_image: bool = False) -> None:
     """Build the C probe natively and for every zig target, the sample C plugins, every Go
     sample variant, the compile-time registry hosts, the Go host of exercise 05.3's check,
     the RPC messages, the go-plugin host and plugin, the modules of protoc's Go plugins
-    (fetched, not built: only a test builds them), the WebAssembly sample and the bench's
-    hosts in C and Go."""
+    (fetched, not built: only a test builds them), the WebAssembly sample, notebook 13's
+    plugins for every platform with a Go DLL, and the bench's hosts in C and Go."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -76,6 +77,11 @@ def warm(log: bool = True, for_image: bool = False) -> None:
         start = time.monotonic()
         build_wasm_sample(Path(tmp) / "wasm")
         say(f"the WebAssembly sample, wasm32 and native: {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        build_platform_samples(Path(tmp) / "platforms")
+        build_go("cshared", mode="c-shared", target="x86_64-windows-gnu", out_dir=Path(tmp) / "go")
+        say(f"notebook 13's plugins for Linux, Windows and macOS, and a Go DLL: "
+            f"{time.monotonic() - start:.1f} s")
         start = time.monotonic()
         build_native_hosts(Path(tmp) / "bench")
         say(f"the bench's hosts in C and Go (notebook 08): {time.monotonic() - start:.1f} s")
