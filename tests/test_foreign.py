@@ -409,3 +409,38 @@ def test_a_go_c_shared_dll_exports_its_export_functions(tmp_path):
     assert dll.path.name == "cshared.dll" and (tmp_path / "cshared.h").is_file()
     info = _check_pe(dll.path)
     assert info.kind == "DLL" and set(info.exported) == {"Add", "FreeString", "Shout"}
+
+
+# the judges of notebook 13's exercises
+
+def test_13_1_refuses_the_default_build_and_another_plugin(platforms, tmp_path):
+    from labkit.lab.exercises import evaluate
+
+    said = evaluate("13.1", platforms["windows"].upper)
+    assert not said.passed and "exports 3 more: _CRT_INIT" in said.message
+    stub = build_shared('#include <string.h>\n__declspec(dllexport) int lab_plugin_entry(void) '
+                        '{ return (int)strlen("x"); }\n', "stub", target="x86_64-windows-gnu",
+                        out_dir=tmp_path)
+    said = evaluate("13.1", stub)
+    assert not said.passed and "which upper.c calls" in said.message
+
+
+@pytest.mark.parametrize(("rpath", "passes"), [
+    ("@loader_path", True), ("@loader_path/lib", True), ("@loader_path/../lib", False),
+    ("/opt/lab/lib", False)])
+def test_13_2_ships_the_dependency_where_the_rpath_leads(platforms, tmp_path, rpath, passes):
+    from labkit.lab.exercises import evaluate
+
+    plugin = build_shared(PLUGINS_C / "needs_lib.c", target="aarch64-macos", out_dir=tmp_path,
+                          libs=[platforms["macos-arm64"].gone.path],
+                          ldflags=[f"-Wl,-rpath,{rpath}"])
+    before = set(Path(tempfile_root()).iterdir())
+    said = evaluate("13.2", plugin)
+    assert said.passed == passes, said.message
+    assert {p for p in Path(tempfile_root()).iterdir() if p.name == "lib"} <= before
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -279,7 +279,8 @@ def _failure(
     without_headers = "\n".join(line for line in shown.splitlines() if not line.startswith("#"))
     diagnosis, fix = cache.hint(stderr, without_headers, GO_BUILD_HINTS,
                                 "correct the Go source at the line go names above", "")
-    settings = " ".join(f"{k}={v}" for k, v in env.items() if k in ("CGO_ENABLED", "GOTOOLCHAIN"))
+    settings = " ".join(f"{k}={v}" for k, v in env.items()
+                        if k in ("CGO_ENABLED", "GOTOOLCHAIN", "GOOS", "GOARCH"))
     words = ["go", *command[1:], package]
     message = (f"go build could not build {package!r} (exit status {code}; {settings}).\n"
                f"{shown}")

@@ -5,19 +5,22 @@ file. Here the answer is always no: glibc's loader reads only ELF. On the file's
 platform it follows what that platform's loader does with the file as read
 (:mod:`labkit.inspect.foreign`), without a Windows or a Mac to ask:
 
-- Windows resolves each import in the DLL it names. A DLL that is neither part of Windows
-  nor beside the plugin stops the load (``ERROR_MOD_NOT_FOUND``); one beside it must export
-  every name imported from it (``ERROR_PROC_NOT_FOUND``) and be built for the same machine
-  (``ERROR_BAD_EXE_FORMAT``). A delay-load import fails at its first call instead.
+- Windows resolves each import in the DLL it names. A DLL that is neither a Windows DLL
+  labkit knows nor shipped beside the plugin is a problem: the load fails
+  (``ERROR_MOD_NOT_FOUND``) unless the host's own folders happen to hold it. One beside it
+  must export every name imported from it (``ERROR_PROC_NOT_FOUND``) and be built for the
+  same machine (``ERROR_BAD_EXE_FORMAT``). A delay-load import fails at its first call
+  instead.
 - dyld finds each ``LC_LOAD_DYLIB``: ``@loader_path`` is the folder of the file that names
   it; ``@rpath`` is tried with each ``LC_RPATH`` of that file, then of the images along the
   chain that loaded it (for a dlopen'd plugin, the image that called dlopen and the program),
   which this check cannot see; ``@executable_path`` is the program's folder. A library found
   beside the plugin must hold the architecture and, in a two-level namespace, every symbol
-  bound to it.
+  bound to it (unless it re-exports other libraries, which are not followed).
 
-What depends on the host (its folder, its ``LC_RPATH``, how it calls ``LoadLibraryEx``) is a
-note, never a problem.
+A dependency the plugin does not ship is a problem even though a host could supply it (its
+folder, ``PATH``, its ``LC_RPATH``, ``DYLD_*`` variables): the message says so. What only
+the host decides (how it calls ``LoadLibraryEx``, ``@executable_path``) is a note.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from ..paths import show
 from .loader import Refused, verify
 from .problem import Problem
 
-#: DLLs of every Windows from 10 on, in System32 (lower case: Windows compares names so).
+#: DLLs of every Windows from 10 on, in System32 (lower case: Windows compares names so);
+#: not every one: a name missing here is reported as not known, never as not in Windows.
 #: ntdll, kernel32 and kernelbase are loaded in every process before any plugin.
 WINDOWS_DLLS = frozenset({
     "ntdll.dll", "kernel32.dll", "kernelbase.dll", "user32.dll", "gdi32.dll",
@@ -41,6 +45,9 @@ WINDOWS_DLLS = frozenset({
     "setupapi.dll", "psapi.dll", "dbghelp.dll", "iphlpapi.dll", "userenv.dll", "sechost.dll",
     "wldap32.dll", "dnsapi.dll", "winhttp.dll", "wininet.dll", "netapi32.dll", "normaliz.dll",
     "opengl32.dll", "d3d11.dll", "dxgi.dll", "dwmapi.dll", "uxtheme.dll", "powrprof.dll",
+    "d3d12.dll", "d2d1.dll", "dwrite.dll", "ncrypt.dll", "mswsock.dll", "wtsapi32.dll",
+    "shcore.dll", "cfgmgr32.dll", "hid.dll", "winspool.drv", "mpr.dll", "urlmon.dll",
+    "msimg32.dll", "avrt.dll", "mfplat.dll",
 })
 #: The prefixes of API set names: contracts the loader maps to the DLL that implements them.
 API_SET_PREFIXES = ("api-ms-win-", "ext-ms-win-")
@@ -50,8 +57,9 @@ VC_RUNTIME_PREFIXES = ("vcruntime", "msvcp", "concrt", "vccorlib", "vcomp")
 MACOS_SYSTEM = ("/usr/lib/", "/System/Library/")
 
 #: How a host loads a plugin so that Windows finds the DLLs beside it.
-_DLL_LOAD_DIR = ("LoadLibraryExW(path, NULL, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | "
-                 "LOAD_LIBRARY_SEARCH_DEFAULT_DIRS), as Python's ctypes does for a path")
+_DLL_LOAD_DIR = ("LoadLibraryExW(absolute path, NULL, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | "
+                 "LOAD_LIBRARY_SEARCH_DEFAULT_DIRS), as Python's ctypes does for a path "
+                 "(or the older LOAD_WITH_ALTERED_SEARCH_PATH)")
 
 
 def foreign_verdict(
@@ -105,9 +113,12 @@ def _pe(info: PeInfo, required: tuple[str, ...]) -> tuple[list[Problem], list[st
     beside = _files_beside(info.path)
     system: list[str] = []
     api_sets: list[str] = []
+    crt_sets: list[str] = []
     for imp in info.imports:
         name = imp.dll.lower()
-        if name.startswith(API_SET_PREFIXES):
+        if name.startswith("api-ms-win-crt-"):
+            crt_sets.append(imp.dll)
+        elif name.startswith(API_SET_PREFIXES):
             api_sets.append(imp.dll)
         elif name in WINDOWS_DLLS:
             system.append(imp.dll)
@@ -121,17 +132,23 @@ def _pe(info: PeInfo, required: tuple[str, ...]) -> tuple[list[Problem], list[st
                 "the plugin's")
         elif imp.delayed:
             notes.append(
-                f"{imp.dll} (delay-loaded, for {_names(imp.names)}) is neither part of "
-                "Windows nor beside it: the load succeeds and the first call into it fails")
+                f"{imp.dll} (delay-loaded, for {_names(imp.names)}) is not a Windows DLL "
+                "labkit knows and is not beside it: the load succeeds, and the first call "
+                "into it fails unless the host's folders hold it")
         else:
             problems.append(_dll_not_found(info, imp))
     if system:
         notes.append(f"on Windows it also needs {', '.join(system)} (part of Windows)")
+    if crt_sets:
+        notes.append(
+            f"its {len(crt_sets)} api-ms-win-crt-* imports are API set names of the Universal "
+            "C Runtime: Windows 10 and later map them to ucrtbase.dll; earlier Windows needs "
+            "the Universal CRT installed")
     if api_sets:
         notes.append(
-            f"its {len(api_sets)} api-ms-win-* imports are API set names, not files: Windows "
-            "10 and later map each to the DLL that implements it (ucrtbase.dll for "
-            "api-ms-win-crt-*)")
+            f"{', '.join(api_sets)}: API set names, which the loader maps to the DLL that "
+            "implements them where the Windows version has one (an extension set may be "
+            "absent)")
     missing = [name for name in required if name not in info.exported]
     if missing:
         problems.append(_not_exported(info, missing, "GetProcAddress",
@@ -155,8 +172,10 @@ def _dll_not_found(info: PeInfo, imp: PeImport) -> Problem:
     return Problem(
         "dll-not-found",
         f"on Windows, {imp.dll!r} (imported by {info.path.name} for {_names(imp.names)}) is "
-        f"neither part of Windows nor beside it, so the load fails with ERROR_MOD_NOT_FOUND "
-        "(126, \"The specified module could not be found\")",
+        "not a Windows DLL labkit knows and is not shipped beside it: unless a folder the "
+        "host searches holds it (the program's, PATH, one added with AddDllDirectory), the "
+        "load fails with ERROR_MOD_NOT_FOUND (126, \"The specified module could not be "
+        "found\")",
         fix,
     )
 
@@ -218,7 +237,7 @@ def _macho(info: MachOInfo, required: tuple[str, ...]) -> tuple[list[Problem], l
     if info.imports and info.two_level:
         notes.append(f"two-level namespace{arch}: each of its {len(info.imports)} undefined "
                      "symbols is bound to the library named at link time, and dyld looks "
-                     "for it there only")
+                     "for it in that library and the libraries it re-exports")
     elif info.imports:
         notes.append(f"flat namespace{arch}: dyld looks for each undefined symbol in every "
                      "image loaded so far, in load order, as glibc does")
@@ -272,7 +291,8 @@ def _dylib_not_found(info: MachOInfo, dylib: MachODylib, tried: list[str]) -> Pr
             f"{info.path.name} ({own}){' (tried ' + ', '.join(tried) + ')' if tried else ''}, "
             "then of the images that led to it (the caller of dlopen, the program): none "
             "of its own leads to the library, so it loads only in a host whose LC_RPATH "
-            f"does, and elsewhere dyld says \"Library not loaded: {dylib.path}\"",
+            "does (or with DYLD_LIBRARY_PATH set), and elsewhere dyld says \"Library not "
+            f"loaded: {dylib.path}\"",
             f"link {info.path.name} with -Wl,-rpath,@loader_path and ship {name} beside it "
             "(or -Wl,-rpath,@loader_path/<folder> and ship it there)",
         )
@@ -304,13 +324,16 @@ def _macho_dependency(info: MachOInfo, dylib: MachODylib, found: Path) -> list[P
              if s.library == dylib.path and not s.weak and s.name not in dep.exports]
     if not bound:
         return []
+    lazy = all(s.lazy for s in info.imports if s.name in bound)
+    when = ("dlopen with RTLD_NOW fails with it; without, the load succeeds and the first "
+            "call aborts (\"missing lazy symbol called\"): current dyld binds lazy symbols "
+            "at load too" if lazy else "the load fails with it")
     return [Problem(
         "symbol-not-found",
         f"on macOS, {_names(bound)} {'is' if len(bound) == 1 else 'are'} bound to "
         f"{dylib.path!r} (two-level namespace), and {show(found)!r} does not export "
         f"{'it' if len(bound) == 1 else 'them'}: dyld says \"Symbol not found: "
-        f"{bound[0]}\", at load for a symbol bound at load and no later than its first call "
-        "for a lazy one",
+        f"{bound[0]}\"; {when}",
         f"ship the {found.name} that {info.path.name} was linked against, or relink "
         f"{info.path.name} against the one you ship",
     )]

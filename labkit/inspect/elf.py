@@ -506,7 +506,14 @@ def _check_magic(p: Path, head: bytes) -> None:
             fix="the build or copy that produced it failed: make it again",
         )
     if not head.startswith(ELF_MAGIC):
-        if head.startswith(b"\0asm"):
+        from .foreign import format_of
+
+        foreign = format_of(head)
+        if foreign is not None:
+            platform = "Windows" if foreign == "PE" else "macOS"
+            what = (f"a {platform} {foreign} file, which only the {platform} loader reads "
+                    "(`python -m labkit explain` says what it would do with it)")
+        elif head.startswith(b"\0asm"):
             what = "a WebAssembly module (load it with a wasm runtime such as wasmtime)"
         elif head.startswith(b"#!"):
             what = "a script"

@@ -152,8 +152,10 @@ class MachODylib:
 @dataclass(frozen=True)
 class MachOImport:
     """An undefined symbol and the library it is bound to (its install name); ``library``
-    is empty in a flat namespace, where dyld searches every loaded image. ``lazy``: bound
-    at its first call. ``weak``: may be missing."""
+    is empty in a flat namespace, where dyld searches every loaded image. ``lazy``: recorded
+    as a lazy bind (the older ``LC_DYLD_INFO`` format; current dyld binds it at load too,
+    and a missing one aborts at its first call unless dlopen had RTLD_NOW). ``weak``: may
+    be missing."""
 
     name: str
     library: str
@@ -199,14 +201,15 @@ class MachOInfo:
         )
 
     def imports_frame(self) -> pandas.DataFrame:
-        """Its undefined symbols, each with the library dyld will look in."""
+        """Its undefined symbols, each with the library dyld will look in (and in what it
+        re-exports), and how the file records the bind."""
         import pandas as pd
 
         return pd.DataFrame(
             [(s.name, s.library or "(any: flat namespace)",
-              "lazy" if s.lazy else "at load", "yes" if s.weak else "no")
+              "lazy bind" if s.lazy else "bind", "yes" if s.weak else "no")
              for s in self.imports],
-            columns=["symbol", "library", "bound", "weak"],
+            columns=["symbol", "library", "recorded as", "weak"],
         )
 
     def summary(self) -> str:

@@ -101,17 +101,17 @@ def _facts(path: Path) -> list[str]:
         info = read_elf(path)
         return ["ELF", info.machine, _yes("lab_plugin_entry" in info.exported),
                 str(len(info.exported)), ", ".join(info.needed) or "(none)",
-                "in every loaded object, in load order"]
+                "global scope, then own group"]
     foreign = read_foreign(path)[0]
     if isinstance(foreign, PeInfo):
         return ["PE (DLL)" if foreign.kind == "DLL" else "PE", foreign.machine,
                 _yes("lab_plugin_entry" in foreign.exported), str(len(foreign.exported)),
-                ", ".join(foreign.dlls), "in the DLL its import table names"]
+                ", ".join(foreign.dlls), "in the DLL its import names"]
     return [f"Mach-O ({foreign.kind})", foreign.cpu,
             _yes("_lab_plugin_entry" in foreign.exports), str(len(foreign.exports)),
             ", ".join(d.path for d in foreign.dylibs),
-            "in the library it is bound to" if foreign.two_level else
-            "in every loaded image (flat namespace)"]
+            "in its library (+ re-exports)" if foreign.two_level else
+            "every loaded image (flat)"]
 
 
 def _yes(flag: bool) -> str:

@@ -6,6 +6,7 @@ with the dependency laid out as a release would ship it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ...diagnose.foreign import foreign_verdict
@@ -38,9 +39,11 @@ def dll_exports_entry(answer: Any) -> str:
     if others:
         raise RefusedError(f"{info.path.name} exports {len(others)} more: "
                            f"{', '.join(others[:6])}{'...' if len(others) > 6 else ''}")
-    if not any(i.dll.lower().startswith("api-ms-win-crt-string") for i in info.imports):
-        raise RefusedError(f"{info.path.name} imports no toupper or tolower from the C "
-                           "runtime: build the lab's upper.c, not another plugin")
+    called = {name for i in info.imports for name in i.names}
+    if not {"calloc", "free", "toupper", "tolower"} <= called:
+        raise RefusedError(f"{info.path.name} does not import calloc, free, toupper and "
+                           "tolower, which upper.c calls: build the lab's upper.c, not "
+                           "another plugin")
     return (f"{info.path.name} exports {ENTRY} and nothing else; it still imports what upper.c "
             f"calls ({', '.join(info.dlls[:3])}...)")
 
@@ -62,14 +65,24 @@ def dylib_finds_gone(answer: Any) -> str:
         raise RefusedError(f"{info.path.name} looks for {gone[0]} through LC_RPATH "
                            f"{list(info.rpaths) or '(none)'}: no path there starts at "
                            "@loader_path, the plugin's own folder")
+    if gone[0].startswith("@loader_path/"):
+        parent = Path(gone[0].removeprefix("@loader_path/")).parent
+        where = "" if parent == Path(".") else str(parent)
+    else:
+        where = _rpath_folder(info.rpaths)
     with workspace() as tmp:
-        plugin = copy_into(info.path, tmp)
+        release = tmp / "release"
+        plugin = copy_into(info.path, release)
         sample = build_platform_samples(tmp / "samples")["macos-arm64"].gone.path
-        where = "" if gone[0].startswith("@loader_path/") else _rpath_folder(info.rpaths)
-        copy_into(sample, tmp / where if where else tmp)
+        folder = (release / where).resolve()
+        if not folder.is_relative_to(release.resolve()):
+            raise RefusedError(f"{info.path.name}'s LC_RPATH @loader_path/{where} leads out of "
+                               "the plugin's folder: ship libgone.dylib with the plugin, in "
+                               "its folder or below")
+        copy_into(sample, folder)
         _, problems, _, _ = foreign_verdict(plugin)
         left = [p for p in problems if p.kind != "foreign-format"]
-        shipped = f"in {where}/ beside it" if where else "beside it"
+        shipped = f"in {where}/ below it" if where else "beside it"
         if left:
             raise RefusedError(f"with libgone.dylib shipped {shipped}, dyld would still "
                                f"refuse it: {left[0].line()}")
