@@ -82,6 +82,7 @@ class ExtismPlugin:
         import extism
         from extism.extism import CompiledPlugin  # the SDK's class, not re-exported
 
+        self._sdk = extism
         self.path = path
         self.info = info
         self.manifest = manifest
@@ -90,6 +91,7 @@ class ExtismPlugin:
         self.fresh_after_trap = fresh_after_trap
         self.instances = 1
         self._hosts = [_Host(name, fn) for name, fn in self.host_functions.items()]
+        self._callable = frozenset(self.functions)
         functions = [_bridge(host) for host in self._hosts]
         try:
             self._compiled = CompiledPlugin(manifest, wasi=wasi, functions=functions)
@@ -124,26 +126,25 @@ class ExtismPlugin:
         the plugin's own message, the timeout, the memory limit, a trap, or a host
         function's exception. A host function runs in Python: the timeout interrupts wasm
         code only, so it takes effect once the host function has returned."""
-        import extism
-
-        if name not in self.functions:
+        if name not in self._callable:
             raise InputError(f"{show(self.path)!r} exports no function {name!r} Extism can "
                              f"call; it exports {', '.join(self.functions)}",
                              fix="call one of those, or export it (Go: //go:wasmexport "
                              f"{name} on a func() int32)")
-        if not isinstance(data, (bytes, bytearray, str)):
-            raise InputError(f"the input of {name}() is {type(data).__name__}, not bytes",
-                             fix="pass bytes, or a str (sent as UTF-8)")
+        if not isinstance(data, (bytes, str)):
+            if not isinstance(data, bytearray):
+                raise InputError(f"the input of {name}() is {type(data).__name__}, not bytes",
+                                 fix="pass bytes, or a str (sent as UTF-8)")
+            data = bytes(data)
         if self._stale:
-            self.sdk = extism.Plugin(self._compiled)
+            self.sdk = self._sdk.Plugin(self._compiled)
             self.instances += 1
             self._stale = False
         for host in self._hosts:
             host.failure.clear()
         try:
-            output: bytes = self.sdk.call(name, bytes(data) if isinstance(data, bytearray)
-                                          else data)
-        except extism.Error as exc:
+            output: bytes = self.sdk.call(name, data)
+        except self._sdk.Error as exc:
             error = self._failure(name, str(exc))
             self._stale = self.fresh_after_trap and error.kind in ("timeout", "memory-limit",
                                                                     "trap")
