@@ -43,8 +43,7 @@ func numbered() int32 {
 // hoarded keeps what hog allocates, so that the memory stays in use.
 var hoarded [][]byte
 
-// hog allocates as many MiB as its input says, touches every byte and keeps them: the
-// manifest's memory limit decides how far it gets.
+// hog allocates as many MiB as its input says, and keeps them: the memory limit decides.
 //
 //go:wasmexport hog
 func hog() int32 {
