@@ -278,15 +278,16 @@ def load_extism(
             memory and Extism's may grow by once it is instantiated (its initial memory
             must fit too); None for no limit.
         timeout_ms: the manifest's ``timeout_ms``, the time limit of each call.
-        wasi: give the plugin WASI (preview 1): clocks, random numbers, no files unless
-            allowed, no environment, and a stdout and stderr that Extism discards. By
-            default on when the module imports it (Go's runtime does).
+        wasi: give the plugin WASI (preview 1): clocks and random numbers, but no files, no
+            environment, and no stdout or stderr unless the host process sets
+            ``EXTISM_ENABLE_WASI_OUTPUT``. By default on when the module imports it (Go's
+            runtime does).
         fresh_after_trap: after a call that trapped, the next call gets a new instance
             (the default); False keeps Extism's behaviour, the same instance.
 
-    The module is compiled once (wasmtime caches the machine code on disk, so a second
-    load, even in another process, takes a few milliseconds); an instance is made on the
-    first call.
+    The module is compiled once (libextism has wasmtime cache the machine code on disk, in
+    ``~/.cache/wasmtime``, so a second load, even in another process, takes tens of
+    milliseconds, not a second); an instance is made on the first call.
     """
     info = read_wasm(path)
     source = info.path
