@@ -7,17 +7,19 @@ Then one package per thing the lab does:
 
 - :mod:`.build`: compile C (:func:`build_shared`) and Go (:func:`build_go`), cached.
 - :mod:`.inspect`: look inside a file without running it: ELF (:func:`read_elf`), a Go
-  binary's build information (:func:`go_info`), readelf and nm, ABI (:func:`abi_diff`).
+  binary's build information (:func:`go_info`), readelf and nm, ABI (:func:`abi_diff`), a
+  wasm module's imports and exports (:func:`read_wasm`).
 - :mod:`.diagnose`: will it load, and why not: glibc's loader and the Go runtime's rules
   followed on the files (:func:`diagnose_load`, :func:`go_problems`), the verdict
   (:func:`explain`).
 - :mod:`.inprocess`: plugins inside the host's process: dlopen by hand (:func:`load`), the C
   plugin host (:class:`PluginHost`), Python entry points (:func:`transformers`), wasm
-  (:func:`load_wasm`).
+  (:func:`load_wasm`) and Extism (:func:`load_extism`).
 - :mod:`.rpc`: plugins in their own process, with hashicorp/go-plugin's protocol in both roles
   (:func:`labkit.rpc.serve`, :class:`PluginClient`).
 - :mod:`.samples`: the samples of ``plugins/``, built and run (:func:`build_samples`,
-  :func:`build_go_samples`, :func:`build_rpc_samples`, :func:`build_wasm_sample`).
+  :func:`build_go_samples`, :func:`build_rpc_samples`, :func:`build_wasm_sample`,
+  :func:`build_extism_sample`).
 - :mod:`.lab`: the notebooks' face: the command line, the doctor, the bench, the trade-off
   table, widgets, cell magics and the exercises (:func:`check`).
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
         AbiToolError,
         BuildError,
         ElfError,
+        ExtismError,
         HandshakeError,
         InputError,
         IsolationError,
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
         WasmTrapError,
     )
     from .inprocess.dlopen import RTLD, Function, Library, c_string, is_mapped, load, load_fresh
+    from .inprocess.extism import ExtismPlugin, load_extism
     from .inprocess.host import ENTRY_SYMBOL, Candidate, Plugin, PluginHost, plugin_id
     from .inprocess.namespaces import Beside, call_beside
     from .inprocess.python import Installed, install_plugin, plugin_manager, transformers
@@ -85,6 +89,7 @@ if TYPE_CHECKING:
     )
     from .inspect.foreign import MachOInfo, PeInfo, read_foreign, read_macho, read_pe
     from .inspect.goinfo import GoInfo, Module, go_info, is_go
+    from .inspect.wasm import WasmInfo, read_wasm
     from .isolate import Outcome, run_program
     from .isolate import run as run_isolated
     from .lab.bench import chart as bench_chart
@@ -121,7 +126,7 @@ if TYPE_CHECKING:
         response_headers,
         run_go_rpc_host,
     )
-    from .samples.wasm import WASM_PLUGIN, build_wasm_sample
+    from .samples.wasm import EXTISM_SOURCE, WASM_PLUGIN, build_extism_sample, build_wasm_sample
 
 #: Each public name: the module that defines it and its name there (None: the module itself).
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -138,6 +143,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'EXERCISES': ('.lab.exercises', 'EXERCISES'),
     'ElfError': ('.errors', 'ElfError'),
     'ElfInfo': ('.inspect.elf', 'ElfInfo'),
+    'EXTISM_SOURCE': ('.samples.wasm', 'EXTISM_SOURCE'),
+    'ExtismError': ('.errors', 'ExtismError'),
+    'ExtismPlugin': ('.inprocess.extism', 'ExtismPlugin'),
     'FAULTS': ('.samples.rpc', 'FAULTS'),
     'Feedback': ('.lab.exercises', 'Feedback'),
     'Figure': ('.lab.figures', 'Figure'),
@@ -184,6 +192,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'Verdict': ('.diagnose.verdict', 'Verdict'),
     'VersionNeed': ('.inspect.elf', 'VersionNeed'),
     'WASM_PLUGIN': ('.samples.wasm', 'WASM_PLUGIN'),
+    'WasmInfo': ('.inspect.wasm', 'WasmInfo'),
     'WasmPlugin': ('.inprocess.wasm', 'WasmPlugin'),
     'WasmTrapError': ('.errors', 'WasmTrapError'),
     'abi_diff': ('.inspect.abi', 'abi_diff'),
@@ -194,6 +203,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'rpc_bench_table': ('.lab.benchrpc', 'table'),
     'run_rpc_bench': ('.lab.benchrpc', 'run_rpc'),
     'build_asan_samples': ('.samples.c', 'build_asan_samples'),
+    'build_extism_sample': ('.samples.wasm', 'build_extism_sample'),
     'build_executable': ('.build.c', 'build_executable'),
     'build_go': ('.build.go', 'build_go'),
     'build_go_samples': ('.samples.go', 'build_go_samples'),
@@ -222,6 +232,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'load': ('.inprocess.dlopen', 'load'),
     'load_fresh': ('.inprocess.dlopen', 'load_fresh'),
     'load_ipython_extension': ('.lab.magics', 'load_ipython_extension'),
+    'load_extism': ('.inprocess.extism', 'load_extism'),
     'load_wasm': ('.inprocess.wasm', 'load_wasm'),
     'nm_dynamic': ('.inspect.binutils', 'nm_dynamic'),
     'demangle': ('.inspect.binutils', 'demangle'),
@@ -234,6 +245,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     'print_map': ('.lab.notebooks', 'print_map'),
     'python_plugin': ('.samples.rpc', 'python_plugin'),
     'read_elf': ('.inspect.elf', 'read_elf'),
+    'read_wasm': ('.inspect.wasm', 'read_wasm'),
     'read_soname': ('.inspect.elf', 'read_soname'),
     'readelf_dynamic_symbols': ('.inspect.binutils', 'readelf_dynamic_symbols'),
     'readelf_header': ('.inspect.binutils', 'readelf_header'),
@@ -310,6 +322,9 @@ __all__ = [
     "ElfError",
     "EXERCISES",
     "ElfInfo",
+    "EXTISM_SOURCE",
+    "ExtismError",
+    "ExtismPlugin",
     "FAULTS",
     "Feedback",
     "Figure",
@@ -346,6 +361,7 @@ __all__ = [
     "ToolchainError",
     "Verdict",
     "WASM_PLUGIN",
+    "WasmInfo",
     "WasmPlugin",
     "WasmTrapError",
     "VersionNeed",
@@ -360,6 +376,7 @@ __all__ = [
     "build_rpc_samples",
     "build_samples",
     "build_asan_samples",
+    "build_extism_sample",
     "asan_report",
     "AsanReport",
     "build_shared",
@@ -386,6 +403,7 @@ __all__ = [
     "load",
     "load_fresh",
     "load_ipython_extension",
+    "load_extism",
     "load_wasm",
     "nm_dynamic",
     "notebook_map",
@@ -397,6 +415,7 @@ __all__ = [
     "print_map",
     "python_plugin",
     "read_elf",
+    "read_wasm",
     "read_soname",
     "readelf_dynamic_symbols",
     "readelf_header",

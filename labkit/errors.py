@@ -207,3 +207,25 @@ class WasmTrapError(LabkitError):
         self.function = function
         self.reason = reason
         self.text = text
+
+
+class ExtismError(LabkitError):
+    """Extism refused a plugin, or a call to it failed.
+
+    ``kind`` says what happened: at load, ``missing-host-function``, ``needs-wasi`` or
+    ``load``; in a call, ``timeout`` (the manifest's ``timeout_ms``), ``memory-limit`` (its
+    ``memory.max_pages``), ``trap`` (the wasm code trapped or exited), ``plugin-error`` (the
+    plugin returned a failure and its message), ``exit-code`` (a failure without a message)
+    or ``host-function`` (a host function raised, or its answer did not fit). ``function`` is
+    the export called (``""`` at load), ``text`` Extism's own message and ``frames`` the wasm
+    backtrace it gave, innermost first. The host is unharmed.
+    """
+
+    def __init__(self, what: str, *, fix: str = "", path: Path, function: str, kind: str,
+                 text: str, frames: Sequence[str] = ()) -> None:
+        super().__init__(what, fix=fix)
+        self.path = path
+        self.function = function
+        self.kind = kind
+        self.text = text
+        self.frames = tuple(frames)

@@ -107,7 +107,8 @@ def test_warm_builds_what_binder_pre_builds() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = ["C for this machine:", "C for aarch64-linux-gnu:", "C for wasm32-freestanding:",
              "the sample plugins of plugins/c:", "Go registry hosts:",
-             "the Go host exercise 05.3's check builds:"]
+             "the Go host exercise 05.3's check builds:",
+             "the Extism plugin (go-pdk fetched, built for wasip1, compiled by wasmtime):"]
     lines += [f"Go sample {name}:" for name in labkit.GO_SAMPLES]
     for line in lines:
         assert line in proc.stdout

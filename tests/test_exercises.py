@@ -82,7 +82,7 @@ SPOILERS = (
     "LAB_CASE_TITLE = 3", "tags=", "[\"api_v2\"]", "trimpath=True", "[]rune", "uuid",
     "raise ValueError", "versions=(2", "dataclasses.replace", "WithPlugin(\"trim\"",
     "WithPlugin(\"reverse\"", "text[::-1]", "json.dumps", "json.loads", "python_plugin(plugin)",
-    "fuel=", "export_name", "RTLD.LAZY | RTLD.GLOBAL", "labkit.build_shared(",
+    "fuel=", "max_pages=", "export_name", "RTLD.LAZY | RTLD.GLOBAL", "labkit.build_shared(",
     "labkit.build_go(", "labkit.load_wasm(", "labkit.run_go_host(", "labkit.install_plugin(",
     "reverse = \"", "[project.entry-points",
 )
@@ -613,6 +613,19 @@ def test_09_2_a_wasm_plugin_that_reverses(workdir: Path) -> None:
                                                              'visibility("default")'), "native"),
             "is not a WebAssembly module wasmtime accepts")
     refuses("09.2", labkit.build_wasm_sample()["wasm"], "no reverse")
+
+
+def test_09_3_a_memory_limit_for_the_extism_plugin(workdir: Path) -> None:
+    built = labkit.build_extism_sample()
+    hosts = {"next_number": lambda text: b"1"}
+    passes("09.3", labkit.load_extism(built, host_functions=hosts, max_pages=192))
+    refuses("09.3", labkit.load_extism(built, host_functions=hosts, max_pages=128),
+            "under a limit of 128 pages (8 MiB to grow by), hog of 8 MiB was refused")
+    refuses("09.3", labkit.load_extism(built, host_functions=hosts, max_pages=512),
+            "under a limit of 512 pages (32 MiB to grow by), hog of 16 MiB was allocated too")
+    refuses("09.3", labkit.load_extism(built, host_functions=hosts), "without a memory limit")
+    refuses("09.3", labkit.load_wasm(labkit.build_wasm_sample()["wasm"]),
+            "expected what labkit.load_extism returned; got a WasmPlugin")
 
 
 def test_the_judges_leave_nothing_behind(workdir: Path) -> None:

@@ -9,7 +9,7 @@ import sys
 import labkit
 
 #: What a lesson may never need: none of these may load with ``import labkit``.
-HEAVY = ("grpc", "wasmtime", "IPython", "ipywidgets", "pandas", "matplotlib", "google.protobuf")
+HEAVY = ("grpc", "wasmtime", "extism", "IPython", "ipywidgets", "pandas", "matplotlib", "google.protobuf")
 
 
 def child(code: str) -> str:

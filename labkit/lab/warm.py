@@ -5,7 +5,9 @@ cross target, the Go build cache holds every variant notebooks 05 and 07 build (
 runtime included) and the Go host exercise 05.3's check builds, the older Go toolchain of
 notebook 05, hashicorp/go-plugin with its modules (notebook 06) and the protoc plugins for Go
 that ``make protos`` and its test build are in the Go module cache, the protobuf messages of
-``plugins/proto`` are generated, and the bench's hosts in C and Go (notebook 08) are built:
+``plugins/proto`` are generated, the bench's hosts in C and Go (notebook 08) are built, and
+extism/go-pdk is in the Go module cache with notebook 09's Extism plugin built from it and
+compiled by wasmtime into its cache (``~/.cache/wasmtime``, where libextism looks by default):
 nothing is fetched while notebooks or tests run.
 
 ``warm --for-image`` (what postBuild runs) then removes the older Go toolchain from the module
@@ -23,13 +25,14 @@ import time
 from pathlib import Path
 
 from ..build.c import ZIG_TARGETS, build_shared
-from ..build.go import build_go
+from ..build.go import build_go, download_modules
+from ..inprocess.extism import load_extism
 from ..rpc.stubs import fetch_go_modules, generate
 from ..samples.c import build_samples
 from ..samples.go import GO_OTHER_TOOLCHAIN, GO_SAMPLES, build_go_samples
 from ..samples.platforms import build_platform_samples
 from ..samples.rpc import build_rpc_samples
-from ..samples.wasm import build_wasm_sample
+from ..samples.wasm import EXTISM_MODULE, build_extism_sample, build_wasm_sample
 from ..toolchain import go_env
 from .benchhosts import build_native_hosts
 from .exercises.go_plugins import judge_host
@@ -43,7 +46,8 @@ def warm(log: bool = True, for_image: bool = False) -> None:
     sample variant, the compile-time registry hosts, the Go host of exercise 05.3's check,
     the RPC messages, the go-plugin host and plugin, the modules of protoc's Go plugins
     (fetched, not built: only a test builds them), the WebAssembly sample, notebook 13's
-    plugins for every platform with a Go DLL, and the bench's hosts in C and Go."""
+    plugins for every platform with a Go DLL, the bench's hosts in C and Go, and the Extism
+    plugin (go-pdk fetched, the plugin built and compiled)."""
     def say(message: str) -> None:
         if log:
             print(message, flush=True)
@@ -85,6 +89,13 @@ def warm(log: bool = True, for_image: bool = False) -> None:
         start = time.monotonic()
         build_native_hosts(Path(tmp) / "bench")
         say(f"the bench's hosts in C and Go (notebook 08): {time.monotonic() - start:.1f} s")
+        start = time.monotonic()
+        download_modules(EXTISM_MODULE)
+        plugin = load_extism(build_extism_sample(Path(tmp) / "wasm"),
+                             host_functions={"next_number": lambda text: b"0"})
+        plugin.call("numbered", b"warm")
+        say(f"the Extism plugin (go-pdk fetched, built for wasip1, compiled by wasmtime): "
+            f"{time.monotonic() - start:.1f} s")
     if for_image:
         freed = drop_toolchain(GO_OTHER_TOOLCHAIN)
         say(f"the Go toolchain {GO_OTHER_TOOLCHAIN}, whose build is cached now: "

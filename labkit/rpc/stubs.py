@@ -121,18 +121,9 @@ def generate_go(out_dir: Path) -> list[Path]:
 def fetch_go_modules() -> None:
     """``go mod download`` in ``plugins/go/goplugin``: every module its go.mod lists, the
     protoc plugins that :func:`generate_go` builds among them, so that it runs offline."""
-    from ..toolchain import find_go
+    from ..build.go import download_modules
 
-    module = PLUGINS_GO / "goplugin"
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOWORK": "off"}
-    done = subprocess.run([*find_go().command, "mod", "download"], cwd=module, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise BuildError(
-            f"go could not download the modules of {module.name}/go.mod:\n{tidy(done.stderr)}",
-            fix="the Go module proxy must be reachable the first time",
-            source=str(module), command=done.args, returncode=done.returncode,
-            stderr=done.stderr)
+    download_modules(PLUGINS_GO / "goplugin")
 
 
 def main() -> None:

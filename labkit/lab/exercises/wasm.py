@@ -1,12 +1,14 @@
 """Exercises of notebook 09, WebAssembly plugins: the learner loads the sample with a fuel
-budget and writes a wasm plugin; the judges run them in wasmtime in this process (a trap
-cannot crash it) with a timeout, so a plugin that never returns is stopped too."""
+budget, writes a wasm plugin, and loads the Extism plugin with a memory limit; the judges run
+them in wasmtime or libextism in this process (a trap cannot crash it) with a timeout, so a
+plugin that never returns is stopped too."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...errors import InputError, WasmTrapError
+from ...errors import ExtismError, InputError, WasmTrapError
+from ...inprocess.extism import ExtismPlugin, load_extism
 from ...inprocess.wasm import WasmPlugin, load_wasm, shout
 from .framework import Exercise, RefusedError, kind
 from .judging import built_file
@@ -88,6 +90,40 @@ def wasm_reverse(answer: Any) -> str:
             "a full buffer included, and refused lengths that do not fit")
 
 
+#: What hog must be allowed, and refused, under the learner's memory limit (MiB).
+KEPT, REFUSED = 8, 16
+
+
+def memory_limit(answer: Any) -> str:
+    if not isinstance(answer, ExtismPlugin):
+        raise RefusedError(f"expected what labkit.load_extism returned; got {kind(answer)}")
+    if "hog" not in answer.functions:
+        raise RefusedError(f"{answer.path.name} exports no hog: load the Extism plugin of "
+                           "section 7")
+    pages = answer.max_pages
+    if pages is None:
+        raise RefusedError("it was loaded without a memory limit: hog gets all it asks for")
+    limit = f"a limit of {pages} pages ({pages * 64 / 1024:g} MiB to grow by)"
+    for mib in (KEPT, REFUSED):
+        plugin = load_extism(answer.path, host_functions=answer.host_functions,
+                             max_pages=pages, timeout_ms=int(LIMIT * 1000))
+        try:
+            plugin.call("hog", str(mib))
+        except ExtismError as error:
+            if error.kind != "memory-limit":
+                raise RefusedError(f"hog of {mib} MiB failed, not for memory: "
+                                   f"{error.what}") from None
+            if mib == KEPT:
+                raise RefusedError(f"under {limit}, hog of {KEPT} MiB was refused: the "
+                                   "limit is too low") from None
+        else:
+            if mib == REFUSED:
+                raise RefusedError(f"under {limit}, hog of {REFUSED} MiB was allocated too: "
+                                   "the limit is too high")
+    return (f"under {limit}, hog allocated {KEPT} MiB, and {REFUSED} MiB was refused: "
+            "memory.max_pages")
+
+
 EXERCISES = [
     Exercise(
         "09.1",
@@ -105,4 +141,11 @@ EXERCISES = [
          "Sections 1, 2 and 4: transform.c's EXPORT, buffer and capacity, its wasm32 "
          "build, and how the host copies bytes in and out."),
         wasm_reverse),
+    Exercise(
+        "09.3",
+        "Load the Extism plugin with a manifest whose memory limit lets hog allocate 8 MiB "
+        "but refuses it 16 MiB.",
+        ("A page is 64 KiB, and Go's heap needs room beyond what hog asks for: try limits.",
+         "Section 10 (The manifest's memory limit) and help(labkit.load_extism)."),
+        memory_limit),
 ]
