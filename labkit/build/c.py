@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from . import cache
 from ..errors import BuildError, InputError
 from ..paths import existing_file, show, tidy
 from ..toolchain import Tool, find_cc, find_cxx, find_zig
+from . import cache
 
 #: Cross targets labkit builds C for with ``zig cc`` (the names zig uses).
 ZIG_TARGETS = ("x86_64-linux-musl", "x86_64-linux-gnu", "aarch64-linux-gnu", "wasm32-freestanding",
@@ -164,10 +164,7 @@ def compile_c(
                          "target=None for this machine")
     if origin is None:
         display_name = f"{base}{suffix}"  # the file the compiler sees, and names in its messages
-    if target is None:
-        tool = find_cxx() if language == "c++" else find_cc()
-    else:
-        tool = find_zig()
+    tool = _compiler(language, target)
     flags = _flags(kind, target, list(cflags), default_flags)
     link = [str(x) for x in ldflags] + [arg for lib in libs for arg in _lib_args(lib)]
     filename = _output_name(base, kind, target)
@@ -192,6 +189,13 @@ def compile_c(
     if filename.endswith(".dll") and implib.is_file():
         cache.install(implib, out.with_name(implib.name))
     return Artifact(out, kind, target or "native", command, key, from_cache)
+
+
+def _compiler(language: Language, target: str | None) -> Tool:
+    """zig for a cross target, else this machine's ``cc`` or ``c++``."""
+    if target is not None:
+        return find_zig()
+    return find_cxx() if language == "c++" else find_cc()
 
 
 def _read_source(source: str | os.PathLike[str], what: str) -> tuple[str, str, str | None]:

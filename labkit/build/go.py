@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from . import cache
-from .c import Artifact, Kind
 from ..errors import BuildError, InputError, ToolchainError
 from ..paths import PLUGINS_GO, show, tidy
-from .progress import Progress
 from ..toolchain import Tool, find_cc, find_go, find_zig
+from . import cache
+from .c import Artifact, Kind
+from .progress import Progress
 
 #: Targets labkit builds Go for besides this machine (cgo through ``zig cc``; WebAssembly
 #: with WASI preview 1, Go's ``wasip1/wasm`` port, without cgo), with the GOOS and GOARCH of
@@ -251,8 +251,11 @@ def _cache_key(
 ) -> str:
     files = {path.relative_to(root).as_posix(): cache.file_digest(path)
              for path in module_files(root)}
+    # without -trimpath the binary records the module's folder, and a Go plugin's packages
+    # differ from a host's built from another checkout: the folder is part of the input
+    where = None if "-trimpath" in args else str(root)
     return cache.key(files, package, filename, args, env, go.identity,
-                     c_tool.identity if c_tool else None, toolchain)
+                     c_tool.identity if c_tool else None, toolchain, where)
 
 
 def module_files(root: Path) -> list[Path]:
