@@ -12,11 +12,13 @@ imported from ``extism:host/user``. A manifest names the modules and the limits:
 
 What labkit adds to the SDK:
 
-- every call has a time limit (``timeout_ms``, 10 s unless given), as with
-  :func:`~labkit.inprocess.wasm.load_wasm`;
+- every call's export has a time limit (``timeout_ms``, 10 s unless given), as with
+  :func:`~labkit.inprocess.wasm.load_wasm` (instantiation, which runs the module's
+  ``_initialize``, on the first call and after a new instance, has none);
 - a host function is a Python function from bytes to bytes. If it raises, the call fails
-  with its exception (the SDK prints it and the plugin goes on with an empty answer, since
-  Extism's C API gives a host function no way to fail a call); its answer is copied into
+  with its exception (cffi prints it and the plugin goes on with an empty answer, since
+  Extism's C API gives a host function no return path for an error; cancelling the call is
+  the only, imperfect, way, and it reports a timeout); its answer is copied into
   Extism's memory only when Extism found room for it (the SDK's ``return_bytes`` writes at
   the start of the memory when the allocation failed, which for an answer larger than the
   memory ends the host process with SIGSEGV);

@@ -61,15 +61,22 @@ def run_checks() -> list[Check]:
 def report(checks: list[Check] | None = None) -> str:
     """The doctor's table as text; the last line says whether the lab is ready."""
     checks = run_checks() if checks is None else checks
-    width = max(len(c.name) for c in checks) + 2
+    fine = [c for c in checks if c.name in PACKAGES and c.ok and not c.warning]
+    names = [c.name for c in checks if c not in fine] + (["packages"] if fine else [])
+    width = max(len(name) for name in names) + 2
     lines = ["What the lab needs:"]
     for c in checks:
+        if c in fine:  # the pinned packages that match fill a few lines together, below
+            continue
         mark = "MISSING" if not c.ok else "warning" if c.warning else "ok "
         lines.append(f"  [{mark:7}] {c.name:<{width}}{c.detail}")
         if not c.ok:
             lines.append(f"  {'':9} {'':<{width}}fix: {c.fix}")
         elif c.warning:
             lines.append(f"  {'':9} {'':<{width}}note: {c.warning}")
+    if fine:
+        lines += _wrapped(f"  [ok     ] {'packages':<{width}}",
+                          [f"{c.name} {c.detail}" for c in fine])
     missing = [c.name for c in checks if not c.ok]
     warned = [c.name for c in checks if c.ok and c.warning]
     if missing:
@@ -80,6 +87,18 @@ def report(checks: list[Check] | None = None) -> str:
     else:
         lines.append(f"All {len(checks)} checks passed: the lab is ready.")
     return "\n".join(lines)
+
+
+def _wrapped(first: str, items: list[str], width: int = 100) -> list[str]:
+    """``items`` joined by commas after ``first``, wrapped under it within ``width``."""
+    lines, line = [], first
+    for i, item in enumerate(items):
+        text = item + ("," if i < len(items) - 1 else "")
+        if len(line) + len(text) + 1 > width and line.strip() != first.strip():
+            lines.append(line.rstrip())
+            line = " " * len(first)
+        line += text + " "
+    return [*lines, line.rstrip()]
 
 
 def main() -> int:

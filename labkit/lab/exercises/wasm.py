@@ -115,7 +115,9 @@ def memory_limit(answer: Any) -> str:
                                    f"{error.what}") from None
             if mib == KEPT:
                 raise RefusedError(f"under {limit}, hog of {KEPT} MiB was refused: the "
-                                   "limit is too low") from None
+                                   "limit is too low (the module's initial memory must fit "
+                                   "it too, and Go's heap needs room beyond what hog asks "
+                                   "for)") from None
         else:
             if mib == REFUSED:
                 raise RefusedError(f"under {limit}, hog of {REFUSED} MiB was allocated too: "
