@@ -59,23 +59,25 @@ def _generated(rng: random.Random, target: str, folder: Path) -> tuple[Path, lis
 # PE, against objdump -p
 
 def _objdump_pe(path: Path) -> tuple[set[str], dict[str, set[str]]]:
-    """The names of the export table and the imports per DLL, as ``objdump -p`` prints them."""
+    """The names of the export table and the imports per DLL, as ``objdump -p`` prints them
+    (binutils 2.40 and 2.44 lay the rows out differently: the name is each row's last word)."""
     text = subprocess.run(["objdump", "-p", str(path)], capture_output=True, text=True,
                           check=True).stdout
     exports: set[str] = set()
     table = text.split("[Ordinal/Name Pointer] Table", 1)
     if len(table) == 2:
         for line in table[1].splitlines()[1:]:
-            match = re.match(r"\s+\[\s*\d+\]\s+(\S+)", line)
-            if not match:
+            if not line.strip():
                 break
-            exports.add(match[1])
+            match = re.match(r"\s+\[\s*\d+\].*\s(\S+)$", line)
+            if match:
+                exports.add(match[1])
     imports: dict[str, set[str]] = {}
     for block in re.split(r"\n\s*DLL Name: ", text)[1:]:
         dll, *lines = block.splitlines()
         names = imports.setdefault(dll.strip(), set())
         for line in lines[1:]:
-            match = re.match(r"\s+[0-9a-f]+\s+\d+\s+(\S+)", line)
+            match = re.match(r"\s+[0-9a-f]+\s.*\s(\S+)$", line)
             if not match:
                 break
             names.add(match[1])
