@@ -20,7 +20,7 @@ PORTABLE ?= 1
 NBVAL := $(BIN)/pytest --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg --nbval-cell-timeout=600 -p no:cacheprovider
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: lab test test-host setup system-packages test-system-packages python-env test-code test-notebooks test-binder test-portable notebooks protos check clean
+.PHONY: lab test test-host setup system-packages test-system-packages python-env test-code test-notebooks test-binder test-portable notebooks protos check clean hub test-hub
 
 # Jupyter refuses to run as root unless told; on a laptop you are not root.
 lab: setup
@@ -92,6 +92,18 @@ test-binder:
 # environment, offline (tests/portable/run.py says how). Needs root.
 test-portable:
 	$(BIN)/python tests/portable/run.py
+
+# The class hub (docs/facilitator-guide.md): JupyterHub on this machine, each learner their own
+# Unix user, copy of the lab and cgroup; LABHUB_* variables set it (labkit/hub/settings.py).
+# Needs root, node 20 or later and npm. Ctrl-C stops it.
+hub: setup
+	PATH="$(PATH):/usr/sbin:/sbin" $(BIN)/python -m labkit.hub serve
+
+# The hub under load: 1, then 5, then 10 simulated learners on loopback, each running notebooks
+# 02 and 03 in their own kernel; prints what each used. `make test` runs a two-learner version.
+test-hub: setup
+	$(CLEAN_ENV) PATH="$(PATH):/usr/sbin:/sbin" $(BIN)/python -m labkit.hub loadtest \
+	  --learners $(or $(LEARNERS),1,5,10) --notebooks $(or $(HUB_NOTEBOOKS),02,03)
 
 # Re-execute every notebook in place from a fresh kernel, in the clean environment the tests
 # use (outputs are committed); NB=NN re-executes only the notebooks whose names start so.

@@ -27,7 +27,8 @@ TESTED_PYTHONS = ((3, 11), (3, 13))
 #: distribution name, with the module the lab imports from it (None: a tool, not a module).
 PACKAGES: dict[str, str | None] = {
     "jupyterlab": "jupyterlab", "ipykernel": "ipykernel", "ipywidgets": "ipywidgets",
-    "jupyterlab-rise": "jupyterlab_rise", "cffi": "cffi", "pyelftools": "elftools",
+    "jupyterlab-rise": "jupyterlab_rise", "nbgitpuller": "nbgitpuller", "cffi": "cffi",
+    "pyelftools": "elftools",
     "pandas": "pandas", "matplotlib": "matplotlib", "pluggy": "pluggy",
     "setuptools": "setuptools", "grpcio": "grpc", "grpcio-tools": "grpc_tools",
     "grpcio-health-checking": "grpc_health", "protobuf": "google.protobuf",

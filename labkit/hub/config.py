@@ -1,0 +1,174 @@
+"""The class hub's JupyterHub configuration: ``deploy/hub/jupyterhub_config.py`` calls
+:func:`configure`. Imported by the hub's own Python (``<hub folder>/venv``, with JupyterHub),
+never by the notebooks.
+
+- Learners log in with one event password (JupyterHub's ``SharedPasswordAuthenticator``) or
+  set their own at first login (``FirstUseAuthenticator``); either creates the learner's Unix
+  user, home mode 0700, on first login or when the facilitator adds them. Names must match
+  :data:`~labkit.hub.settings.LEARNER_PATTERN`, so no system account can be logged into.
+- Each server runs as its learner (``LocalProcessSpawner``) in a cgroup of its own
+  (:mod:`labkit.hub.cgroups`) with the memory and CPU limits, which
+  ``LocalProcessSpawner`` alone would only pass on as variables.
+- Before the first start, the learner gets a copy of the lab and of the template's caches:
+  labkit's build cache and Go's caches as hard links (their files are never rewritten, only
+  added to), zig's as a real copy (zig rewrites its manifests), every folder their own.
+- jupyterhub-idle-culler stops servers idle for ``cull_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.auth import LocalAuthenticator
+from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+
+from .cgroups import LearnerGroup, parse_size
+from .settings import LEARNER_PATTERN, HubSettings
+
+#: Caches copied into a learner's home: (path below the home, how).
+CACHES = ((".cache/plugin-lab", "link"), (".cache/go-build", "link"), ("go/pkg/mod", "link"),
+          (".cache/zig", "copy"), (".cache/wasmtime", "copy"))
+#: What useradd gives a learner: a home only they can read.
+ADD_USER = ["useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/bin/bash",
+            "--comment", "Plugin Lab learner"]
+
+
+class LocalSharedPasswordAuthenticator(LocalAuthenticator, SharedPasswordAuthenticator):  # type: ignore[misc]
+    """One event password for every learner; creates the learner's Unix user."""
+
+
+def _first_use() -> type:
+    from firstuseauthenticator import FirstUseAuthenticator
+
+    class LocalFirstUseAuthenticator(LocalAuthenticator, FirstUseAuthenticator):  # type: ignore[misc]
+        """Each learner chooses a password at first login; creates the Unix user."""
+
+    return LocalFirstUseAuthenticator
+
+
+class CgroupSpawner(LocalProcessSpawner):  # type: ignore[misc]
+    """``LocalProcessSpawner`` whose server, kernels and builds share one cgroup per learner,
+    with ``mem_limit`` and ``cpu_limit`` written into it."""
+
+    def _group(self) -> LearnerGroup:
+        return LearnerGroup.of(self.user.name)
+
+    def make_preexec_fn(self, name: str) -> Any:
+        setuid = set_user_setuid(name)
+        group = self._group()
+
+        def preexec() -> None:
+            group.join()  # still root: move in, then drop to the learner
+            setuid()
+
+        return preexec
+
+    async def start(self) -> Any:
+        group = self._group()
+        group.create(parse_size(str(self.mem_limit)) if self.mem_limit else None,
+                     float(self.cpu_limit) if self.cpu_limit else None)
+        return await super().start()
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        self._group().remove()
+
+
+def prepare_home(name: str, settings: HubSettings) -> None:
+    """Give learner ``name`` a copy of the lab and the template's caches, once."""
+    user = pwd.getpwnam(name)
+    home = Path(user.pw_dir)
+    lab = home / "plugin-lab"
+    if not lab.exists():
+        subprocess.run(["cp", "-a", "--no-preserve=ownership", str(settings.lab), str(lab)],
+                       check=True)
+        subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(lab)], check=True)
+    for below, how in CACHES:
+        source, target = settings.template_home / below, home / below
+        if not source.exists() or target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-al" if how == "link" else "-a", str(source), str(target)],
+                       check=True)
+        owned = ["-type", "d"] if how == "link" else []  # a link's file stays root's, read-only
+        subprocess.run(["find", str(target), *owned, "-exec", "chown",
+                        f"{user.pw_uid}:{user.pw_gid}", "{}", "+"], check=True)
+    for folder in (home / ".cache", home / "go", home / "go" / "pkg"):
+        if folder.exists():
+            shutil.chown(folder, user.pw_uid, user.pw_gid)
+
+
+def configure(c: Any, settings: HubSettings | None = None) -> None:
+    """Fill JupyterHub's config object ``c`` for the class hub."""
+    s = HubSettings.from_env() if settings is None else settings
+    state = s.state
+    c.JupyterHub.ip = s.ip
+    c.JupyterHub.port = s.port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = s.hub_port
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.proxy_api_port}"
+    c.ConfigurableHTTPProxy.command = [str(s.proxy)]
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "cookie_secret")
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True
+
+    if s.auth == "firstuse":
+        auth = _first_use()
+        c.JupyterHub.authenticator_class = auth
+        c[auth.__name__].dbm_path = str(state / "passwords.dbm")
+        c[auth.__name__].min_password_length = 8
+    else:
+        auth = LocalSharedPasswordAuthenticator
+        c.JupyterHub.authenticator_class = auth
+        c[auth.__name__].user_password = s.password
+        if s.admin_password:
+            c[auth.__name__].admin_password = s.admin_password
+    c[auth.__name__].create_system_users = True
+    c[auth.__name__].add_user_cmd = ADD_USER
+    c.Authenticator.allow_all = True
+    c.Authenticator.admin_users = {s.admin}
+    c.Authenticator.username_pattern = LEARNER_PATTERN
+
+    c.JupyterHub.spawner_class = CgroupSpawner
+    c.Spawner.cmd = [str(s.venv / "bin" / "jupyterhub-singleuser")]
+    c.Spawner.default_url = "/lab/tree/notebooks/00-start-here.ipynb"
+    c.Spawner.notebook_dir = "~/plugin-lab"
+    c.Spawner.mem_limit = s.mem_limit
+    c.Spawner.cpu_limit = s.cpu_limit
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    c.LocalProcessSpawner.env_keep = []  # nothing of root's environment reaches a learner
+    c.Spawner.environment = {
+        "PATH": f"{s.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": lambda spawner: f"{pwd.getpwnam(spawner.user.name).pw_dir}/plugin-lab",
+        "GOPROXY": "off",  # the template's module cache holds every module; no network
+    }
+    c.Spawner.pre_spawn_hook = lambda spawner: prepare_home(spawner.user.name, s)
+
+    services: list[dict[str, Any]] = [{
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={s.cull_timeout}", f"--cull-every={s.cull_every}"],
+    }]
+    roles: list[dict[str, Any]] = [{
+        "name": "idle-culler", "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    }]
+    token = state / "loadtest.token"
+    if token.exists():  # the load test's service: it adds learners and runs their kernels
+        services.append({"name": "loadtest", "api_token": token.read_text().strip()})
+        roles.append({"name": "loadtest", "services": ["loadtest"],
+                      "scopes": ["admin:users", "admin:servers", "tokens", "access:servers",
+                                 "list:users", "read:users"]})
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
+    os.umask(0o022)

@@ -1,0 +1,294 @@
+"""The class hub under load (``make test-hub``; a short run in ``make test``): a real
+JupyterHub on loopback, N simulated learners at once. Each is added through the Hub's REST
+API (which creates their Unix user), starts their server, runs notebooks through their own
+kernel and checks every output against the stored one, then tries to read another learner's
+copy of the lab, which must fail. The run prints, per learner, the time to spawn, the time to
+run the notebooks, the peak memory and CPU time of their cgroup, and the machine's memory in
+use before and at its peak.
+
+Bounded: every wait has a deadline and the whole run a limit; whatever happens, the hub is
+stopped, every learner's server, processes, cgroup, Unix user and home are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LabkitError
+from ..paths import LAB_ROOT
+from .cgroups import LearnerGroup, Usage
+from .remote import run_notebook
+from .settings import HubSettings
+
+CONFIG = LAB_ROOT / "deploy" / "hub" / "jupyterhub_config.py"
+#: The notebooks a simulated learner runs unless told.
+NOTEBOOKS = ("notebooks/02-dlopen-dlsym.ipynb", "notebooks/03-plugin-host.ipynb")
+#: Loopback ports of the load test's hub, away from a class hub's defaults.
+TEST_PORTS = {"port": 18600, "hub_port": 18681, "proxy_api_port": 18601}
+
+
+class LoadTestError(LabkitError):
+    """A simulated learner's run went wrong: a spawn, a cell, or the isolation check."""
+
+
+@dataclass
+class LearnerRun:
+    """What one simulated learner did and used."""
+
+    name: str
+    spawn_s: float = 0.0
+    run_s: float = 0.0
+    usage: Usage | None = None
+    failures: list[str] = field(default_factory=list)
+    cells: int = 0
+
+
+@dataclass
+class RoundResult:
+    """One round of N learners at once, and the machine's memory in use around it."""
+
+    learners: list[LearnerRun]
+    wall_s: float
+    memory_before: int
+    memory_peak: int
+
+
+class Hub:
+    """A JupyterHub process for the load test, stopped (with everything it made) on exit."""
+
+    def __init__(self, settings: HubSettings, say: Callable[[str], None]) -> None:
+        self.settings, self.say = settings, say
+        self.token = secrets.token_hex(32)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.learners: list[str] = []
+
+    def __enter__(self) -> Hub:
+        state = self.settings.state
+        try:  # the hub creates its admin's Unix user; the test removes it if it made it
+            pwd.getpwnam(self.settings.admin)
+        except KeyError:
+            self.learners.append(self.settings.admin)
+        (state / "loadtest.token").write_text(self.token)
+        for name in ("jupyterhub.sqlite", "passwords.dbm"):
+            (state / name).unlink(missing_ok=True)
+        env = {"PATH": f"{self.settings.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:"
+                       "/sbin", "HOME": str(state), "LANG": "C.UTF-8", **self.settings.as_env()}
+        log = open(state / "hub.log", "wb")
+        self.process = subprocess.Popen(
+            [str(self.settings.venv / "bin" / "jupyterhub"), "-f", str(CONFIG)],
+            cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_up()
+        return self
+
+    def _wait_up(self, timeout: float = 90) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise LoadTestError(f"the hub exited with status {self.process.returncode}",
+                                    fix=f"read {self.settings.state / 'hub.log'}")
+            try:
+                if requests.get(f"{self.settings.url}/hub/api", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise LoadTestError(f"the hub did not answer within {timeout:g} s",
+                            fix=f"read {self.settings.state / 'hub.log'}")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+
+        reply = requests.request(method, f"{self.settings.url}/hub/api{path}",
+                                 headers={"Authorization": f"token {self.token}"},
+                                 timeout=120, **kwargs)
+        reply.raise_for_status()
+        return reply.json() if reply.content else None
+
+    def add(self, names: Sequence[str]) -> None:
+        self.learners += names
+        self.api("POST", "/users", json={"usernames": list(names)})
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.learners:
+            with contextlib.suppress(Exception):
+                self.api("DELETE", f"/users/{name}/server")
+        self._stop_process()
+        for name in self.learners:
+            remove_learner(name)
+        (self.settings.state / "loadtest.token").unlink(missing_ok=True)
+
+    def _stop_process(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        with contextlib.suppress(ProcessLookupError):  # the proxy and culler, if left
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def remove_learner(name: str) -> None:
+    """Kill a learner's processes, remove their cgroup, Unix user and home."""
+    group = LearnerGroup.of(name)
+    with contextlib.suppress(OSError):
+        group.remove()
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return
+    subprocess.run(["pkill", "-KILL", "-u", str(uid)], check=False)
+    subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
+
+
+def machine_memory_used() -> int:
+    """MemTotal - MemAvailable, in bytes."""
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) * 1024
+
+
+def _learner(hub: Hub, run: LearnerRun, others: list[str], notebooks: Sequence[str]) -> None:
+    start = time.monotonic()
+    hub.api("POST", f"/users/{run.name}/server")
+    deadline = start + 180
+    while not hub.api("GET", f"/users/{run.name}")["servers"].get("", {}).get("ready"):
+        if time.monotonic() > deadline:
+            raise LoadTestError(f"{run.name}'s server was not ready within 180 s",
+                                fix=f"read {hub.settings.state / 'hub.log'}")
+        time.sleep(0.3)
+    run.spawn_s = time.monotonic() - start
+    token = hub.api("POST", f"/users/{run.name}/tokens", json={"expires_in": 3600})["token"]
+    server = f"{hub.settings.url}/user/{run.name}"
+    start = time.monotonic()
+    for notebook in notebooks:
+        for cell in run_notebook(server, token, Path(notebook)):
+            run.cells += 1
+            if cell.status != "ok":
+                run.failures.append(f"{notebook} {cell.cell_id}: {cell.status}")
+            elif cell.mismatch:
+                run.failures.append(f"{notebook} {cell.cell_id}: {cell.mismatch}")
+    run.run_s = time.monotonic() - start
+    run.usage = LearnerGroup.of(run.name).usage()
+    for other in others:
+        _check_private(server, token, run, other)
+    hub.api("DELETE", f"/users/{run.name}/server")
+
+
+#: Run in a learner's kernel: read another learner's README and list their home.
+_SNOOP = """
+import os
+seen = []
+for path in ({readme!r}, {home!r}):
+    try:
+        os.listdir(path) if os.path.isdir(path) else open(path).read(1)
+        seen.append(path)
+    except PermissionError:
+        pass
+print("seen:", seen)
+"""
+
+
+def _check_private(server: str, token: str, run: LearnerRun, other: str) -> None:
+    from .remote import RemoteKernel
+
+    home = pwd.getpwnam(other).pw_dir
+    kernel = RemoteKernel(server, token, "notebooks/00-start-here.ipynb", timeout=60)
+    try:
+        _, outputs = kernel.execute(_SNOOP.format(readme=f"{home}/plugin-lab/README.md",
+                                                  home=home))
+    finally:
+        kernel.close()
+    said = "".join(o.get("text", "") for o in outputs)
+    if said.strip() != "seen: []":
+        run.failures.append(f"{run.name} could read {other}'s files: {said.strip()}")
+
+
+def run_round(hub: Hub, count: int, notebooks: Sequence[str], prefix: str) -> RoundResult:
+    """N learners at once: add, spawn, run, check, stop; the machine's memory sampled."""
+    names = [f"lab-{prefix}{i}" for i in range(1, count + 1)]
+    hub.add(names)
+    runs = [LearnerRun(name) for name in names]
+    before = machine_memory_used()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.25):
+            peak[0] = max(peak[0], machine_memory_used())
+
+    def learner(run: LearnerRun) -> None:
+        try:
+            _learner(hub, run, [n for n in names if n != run.name][:1], notebooks)
+        except Exception as exc:
+            run.failures.append(f"{type(exc).__name__}: {exc}")
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.monotonic()
+    threads = [threading.Thread(target=learner, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - start
+    done.set()
+    sampler.join()
+    return RoundResult(runs, wall, before, peak[0])
+
+
+def table(rounds: dict[int, RoundResult]) -> str:
+    """The load test's figures, a line per learner and one per round."""
+    mib = 2**20
+    lines = [f"{'N':>3} {'learner':<10} {'spawn s':>8} {'run s':>7} {'peak MiB':>9} "
+             f"{'CPU s':>7}  result"]
+    for count, result in rounds.items():
+        for run in result.learners:
+            usage = run.usage or Usage(0, 0.0)
+            outcome = "ok" if not run.failures else f"FAILED: {run.failures[0][:150]}"
+            lines.append(f"{count:>3} {run.name:<10} {run.spawn_s:8.1f} {run.run_s:7.1f} "
+                         f"{usage.peak_bytes / mib:9.0f} {usage.cpu_seconds:7.1f}  "
+                         f"{run.cells} cells {outcome}")
+        lines.append(f"{count:>3} {'machine':<10} wall {result.wall_s:.1f} s, memory in use "
+                     f"{result.memory_before / mib:.0f} MiB before, "
+                     f"{result.memory_peak / mib:.0f} MiB at the peak "
+                     f"(+{(result.memory_peak - result.memory_before) / mib:.0f} MiB)")
+    return "\n".join(lines)
+
+
+def load_test(settings: HubSettings, counts: Sequence[int], notebooks: Sequence[str],
+              say: Callable[[str], None] = print, limit_s: float = 1800) -> dict[int, RoundResult]:
+    """Start a hub from ``settings``, run a round per count, stop it; raise
+    :class:`LoadTestError` when a learner failed. A watchdog stops the hub after ``limit_s``."""
+    rounds: dict[int, RoundResult] = {}
+    with Hub(settings, say) as hub:
+        watchdog = threading.Timer(limit_s, hub._stop_process)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            for number, count in enumerate(counts):
+                say(f"round of {count} learner{'s' if count > 1 else ''}...")
+                rounds[count] = run_round(hub, count, notebooks, f"r{number}x")
+        finally:
+            watchdog.cancel()
+    failed = [f"{run.name}: {failure}" for result in rounds.values()
+              for run in result.learners for failure in run.failures]
+    say(table(rounds))
+    if failed:
+        raise LoadTestError(f"{len(failed)} failure(s) under load; the first: {failed[0]}",
+                            fix=f"read {settings.state / 'hub.log'} and the table above")
+    return rounds
