@@ -76,9 +76,11 @@ def test_outputs_compare_as_nbval_compares_them() -> None:
 
 
 def _learner_leftovers() -> list[str]:
-    users = [u.pw_name for u in pwd.getpwall() if u.pw_name.startswith("lab-r")]
+    users = [u.pw_name for u in pwd.getpwall()
+             if u.pw_name.startswith(("lab-r", "lab-cull", "lab-login"))]
     groups = [str(p) for p in CGROUP_ROOT.glob("**/labhub-*")] if CGROUP_ROOT.exists() else []
-    homes = [str(p) for p in Path("/home").glob("lab-r*")]
+    homes = [str(p) for pattern in ("lab-r*", "lab-cull*", "lab-login*")
+             for p in Path("/home").glob(pattern)]
     return users + groups + homes
 
 
@@ -88,10 +90,13 @@ def test_two_learners_at_once_on_a_real_hub() -> None:
     env = {"PATH": os.environ["PATH"] + ":/usr/sbin:/sbin", "HOME": os.environ["HOME"],
            "LANG": "C.UTF-8", "LABHUB_DIR": "/opt/plugin-lab-hub-test", "LABHUB_WARM": "0"}
     proc = subprocess.run([sys.executable, "-m", "labkit.hub", "loadtest", "--learners", "2",
-                           "--notebooks", "02,03"], cwd=LAB_ROOT, env=env, capture_output=True,
+                           "--notebooks", "02,03", "--cull-check", "--login-check"],
+                          cwd=LAB_ROOT, env=env, capture_output=True,
                           text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if " lab-r" in line]
     assert len(rows) == 2 and all(" cells ok" in row for row in rows), proc.stdout
     assert "  2 machine    wall" in proc.stdout
+    assert "the idle culler stopped an idle server after" in proc.stdout
+    assert "a wrong one did not, and root was refused" in proc.stdout
     assert _learner_leftovers() == []

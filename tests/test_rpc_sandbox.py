@@ -374,3 +374,19 @@ def test_describe_names_the_kernel_and_each_guard() -> None:
     assert (f"Landlock ABI {ABI};" if ABI else "has no Landlock") in text
     assert len(text.splitlines()) == 1 + len(enforcement())
     assert "NO  using up CPU time, memory or processes" in text
+
+
+def test_a_confined_python_plugin_finds_labkit_through_its_own_folder(tmp_path: Path) -> None:
+    # where labkit comes from PYTHONPATH (a checkout, the class hub), Python would list the
+    # checkout's folder to find it, which Landlock refuses: the plugin's PYTHONPATH is a
+    # folder of its own holding one link, to labkit
+    from labkit.rpc.sandbox import confined_command
+
+    folder = tmp_path / "sock"
+    folder.mkdir()
+    argv = confined_command([sys.executable, "plugin.py"], folder, Sandbox(
+        allow_without_landlock=True))
+    setenv = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--setenv"]
+    path = Path(next(s for s in setenv if s.startswith("PYTHONPATH=")).split("=", 1)[1])
+    assert path.parent == folder and [p.name for p in path.iterdir()] == ["labkit"]
+    assert (path / "labkit").resolve() == Path(launcher.__file__).resolve().parent.parent

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     load = commands.add_parser("loadtest", help="simulated learners on a loopback hub")
     load.add_argument("--learners", default="1,5,10", help="learners per round (1,5,10)")
     load.add_argument("--notebooks", default="02,03", help="notebook numbers each one runs")
+    load.add_argument("--cull-check", action="store_true",
+                      help="then check that the idle culler stops an idle server")
+    load.add_argument("--login-check", action="store_true",
+                      help="then check logins through the form, right and wrong")
     args = parser.parse_args(argv)
     try:
         settings = HubSettings.from_env()
@@ -45,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         set_up = functools.partial(set_up, say=functools.partial(print, flush=True))
 
         if args.command == "loadtest":
-            return _load_test(settings, args.learners, args.notebooks, set_up)
+            return _load_test(settings, args.learners, args.notebooks, set_up,
+                              args.cull_check, args.login_check)
         settings = _with_passwords(settings)
         set_up(settings)
         if args.command == "serve":
@@ -101,8 +106,9 @@ def _status() -> int:
     return 0
 
 
-def _load_test(settings: HubSettings, learners: str, notebooks: str, set_up: object) -> int:
-    from .loadtest import TEST_PORTS, load_test
+def _load_test(settings: HubSettings, learners: str, notebooks: str, set_up: object,
+               cull_check: bool, login_check: bool) -> int:
+    from .loadtest import TEST_PORTS, check_culling, check_logins, load_test
 
     settings = replace(settings, ip="127.0.0.1", password=secrets.token_urlsafe(12),
                        port=TEST_PORTS["port"], hub_port=TEST_PORTS["hub_port"],
@@ -111,6 +117,10 @@ def _load_test(settings: HubSettings, learners: str, notebooks: str, set_up: obj
     names = sorted(p.name for p in (LAB_ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     chosen = [f"notebooks/{n}" for n in names if n[:2] in notebooks.split(",")]
     load_test(settings, [int(n) for n in learners.split(",")], chosen)
+    if cull_check:
+        check_culling(settings)
+    if login_check:
+        check_logins(settings)
     return 0
 
 

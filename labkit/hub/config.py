@@ -25,10 +25,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.auth import LocalAuthenticator
-from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
-from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
-
 from .cgroups import LearnerGroup, parse_size
 from .settings import LEARNER_PATTERN, HubSettings
 
@@ -40,45 +36,46 @@ ADD_USER = ["useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/
             "--comment", "Plugin Lab learner"]
 
 
-class LocalSharedPasswordAuthenticator(LocalAuthenticator, SharedPasswordAuthenticator):  # type: ignore[misc]
-    """One event password for every learner; creates the learner's Unix user."""
+def hub_classes(auth: str) -> tuple[type, type]:
+    """The authenticator for ``auth`` (``shared`` or ``firstuse``) and the spawner, made from
+    JupyterHub's classes, which only the hub's own Python has (so this module imports
+    without them)."""
+    from jupyterhub.auth import LocalAuthenticator
+    from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 
+    if auth == "firstuse":
+        from firstuseauthenticator import FirstUseAuthenticator as Base
+    else:
+        from jupyterhub.authenticators.shared import SharedPasswordAuthenticator as Base
 
-def _first_use() -> type:
-    from firstuseauthenticator import FirstUseAuthenticator
+    class LabAuthenticator(LocalAuthenticator, Base):  # type: ignore[misc]
+        """The chosen authenticator, creating each learner's Unix user."""
 
-    class LocalFirstUseAuthenticator(LocalAuthenticator, FirstUseAuthenticator):  # type: ignore[misc]
-        """Each learner chooses a password at first login; creates the Unix user."""
+    class CgroupSpawner(LocalProcessSpawner):  # type: ignore[misc]
+        """``LocalProcessSpawner`` whose server, kernels and builds share one cgroup per
+        learner, with ``mem_limit`` and ``cpu_limit`` written into it."""
 
-    return LocalFirstUseAuthenticator
+        def make_preexec_fn(self, name: str) -> Any:
+            setuid = set_user_setuid(name)
+            group = LearnerGroup.of(self.user.name)
 
+            def preexec() -> None:
+                group.join()  # still root: move in, then drop to the learner
+                setuid()
 
-class CgroupSpawner(LocalProcessSpawner):  # type: ignore[misc]
-    """``LocalProcessSpawner`` whose server, kernels and builds share one cgroup per learner,
-    with ``mem_limit`` and ``cpu_limit`` written into it."""
+            return preexec
 
-    def _group(self) -> LearnerGroup:
-        return LearnerGroup.of(self.user.name)
+        async def start(self) -> Any:
+            LearnerGroup.of(self.user.name).create(
+                parse_size(str(self.mem_limit)) if self.mem_limit else None,
+                float(self.cpu_limit) if self.cpu_limit else None)
+            return await super().start()
 
-    def make_preexec_fn(self, name: str) -> Any:
-        setuid = set_user_setuid(name)
-        group = self._group()
+        async def stop(self, now: bool = False) -> None:
+            await super().stop(now=now)
+            LearnerGroup.of(self.user.name).remove()
 
-        def preexec() -> None:
-            group.join()  # still root: move in, then drop to the learner
-            setuid()
-
-        return preexec
-
-    async def start(self) -> Any:
-        group = self._group()
-        group.create(parse_size(str(self.mem_limit)) if self.mem_limit else None,
-                     float(self.cpu_limit) if self.cpu_limit else None)
-        return await super().start()
-
-    async def stop(self, now: bool = False) -> None:
-        await super().stop(now=now)
-        self._group().remove()
+    return LabAuthenticator, CgroupSpawner
 
 
 def prepare_home(name: str, settings: HubSettings) -> None:
@@ -120,24 +117,22 @@ def configure(c: Any, settings: HubSettings | None = None) -> None:
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.JupyterHub.cleanup_servers = True
 
+    auth, spawner = hub_classes(s.auth)
+    c.JupyterHub.authenticator_class = auth
     if s.auth == "firstuse":
-        auth = _first_use()
-        c.JupyterHub.authenticator_class = auth
-        c[auth.__name__].dbm_path = str(state / "passwords.dbm")
-        c[auth.__name__].min_password_length = 8
+        c.LabAuthenticator.dbm_path = str(state / "passwords.dbm")
+        c.LabAuthenticator.min_password_length = 8
     else:
-        auth = LocalSharedPasswordAuthenticator
-        c.JupyterHub.authenticator_class = auth
-        c[auth.__name__].user_password = s.password
+        c.LabAuthenticator.user_password = s.password
         if s.admin_password:
-            c[auth.__name__].admin_password = s.admin_password
-    c[auth.__name__].create_system_users = True
-    c[auth.__name__].add_user_cmd = ADD_USER
+            c.LabAuthenticator.admin_password = s.admin_password
+    c.LabAuthenticator.create_system_users = True
+    c.LabAuthenticator.add_user_cmd = ADD_USER
     c.Authenticator.allow_all = True
     c.Authenticator.admin_users = {s.admin}
     c.Authenticator.username_pattern = LEARNER_PATTERN
 
-    c.JupyterHub.spawner_class = CgroupSpawner
+    c.JupyterHub.spawner_class = spawner
     c.Spawner.cmd = [str(s.venv / "bin" / "jupyterhub-singleuser")]
     c.Spawner.default_url = "/lab/tree/notebooks/00-start-here.ipynb"
     c.Spawner.notebook_dir = "~/plugin-lab"

@@ -179,7 +179,9 @@ def _learner(hub: Hub, run: LearnerRun, others: list[str], notebooks: Sequence[s
         for cell in run_notebook(server, token, Path(notebook)):
             run.cells += 1
             if cell.status != "ok":
-                run.failures.append(f"{notebook} {cell.cell_id}: {cell.status}")
+                said = " ".join(f"{o.get('ename')}: {o.get('evalue')}" for o in cell.outputs
+                                if o.get("output_type") == "error")
+                run.failures.append(f"{notebook} {cell.cell_id}: {cell.status} {said}")
             elif cell.mismatch:
                 run.failures.append(f"{notebook} {cell.cell_id}: {cell.mismatch}")
     run.run_s = time.monotonic() - start
@@ -251,6 +253,65 @@ def run_round(hub: Hub, count: int, notebooks: Sequence[str], prefix: str) -> Ro
     return RoundResult(runs, wall, before, peak[0])
 
 
+def _login(settings: HubSettings, name: str, password: str) -> int:
+    """The status of a login through the Hub's form, as a browser sends it (302: in)."""
+    import requests
+
+    url = f"{settings.url}/hub/login"
+    session = requests.Session()
+    session.get(url, timeout=30)
+    reply = session.post(url, data={"username": name, "password": password,
+                                    "_xsrf": session.cookies.get("_xsrf", "")},
+                         allow_redirects=False, timeout=60)
+    return reply.status_code
+
+
+def check_logins(settings: HubSettings, say: Callable[[str], None] = print) -> None:
+    """Log in through the form: the right password lets a learner in, a wrong one does not,
+    and no name outside the learners' pattern gets in, whatever the password. With
+    first-use passwords, the first login sets the password and a second one must match it."""
+    with Hub(settings, say) as hub:
+        name = "lab-login1"
+        hub.learners.append(name)
+        first = settings.password if settings.auth == "shared" else "a-first-password"
+        tries = [(name, first, 302), (name, first + "x", 403),
+                 ("root", first, 403), (settings.admin, first, 403 if settings.auth == "shared"
+                                       else 302)]
+        for who, password, expected in tries:
+            status = _login(settings, who, password)
+            if status != expected:
+                raise LoadTestError(
+                    f"logging in as {who!r} with {'the' if password == first else 'a wrong'} "
+                    f"password gave HTTP {status}, not {expected}",
+                    fix=f"read {settings.state / 'hub.log'}")
+        say(f"logins ({settings.auth} passwords): the right password let {name} in, a wrong "
+            "one did not, and root was refused")
+
+
+def check_culling(settings: HubSettings, say: Callable[[str], None] = print,
+                  timeout_s: int = 10) -> float:
+    """Start a hub whose culler stops servers idle for ``timeout_s`` seconds, start one
+    learner's server and leave it idle: the seconds until the culler stopped it."""
+    from dataclasses import replace
+
+    quick = replace(settings, cull_timeout=timeout_s, cull_every=max(1, timeout_s // 2))
+    with Hub(quick, say) as hub:
+        name = "lab-cull1"
+        hub.add([name])
+        hub.api("POST", f"/users/{name}/server")
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s * 12:
+            if not hub.api("GET", f"/users/{name}")["servers"]:
+                culled = time.monotonic() - start
+                say(f"the idle culler stopped an idle server after {culled:.0f} s "
+                    f"(cull timeout {timeout_s} s)")
+                return culled
+            time.sleep(1)
+    raise LoadTestError(f"the idle culler left an idle server running for {timeout_s * 12} s "
+                        f"with a timeout of {timeout_s} s",
+                        fix=f"read {settings.state / 'hub.log'} (the idle-culler service)")
+
+
 def table(rounds: dict[int, RoundResult]) -> str:
     """The load test's figures, a line per learner and one per round."""
     mib = 2**20
@@ -288,6 +349,8 @@ def load_test(settings: HubSettings, counts: Sequence[int], notebooks: Sequence[
     failed = [f"{run.name}: {failure}" for result in rounds.values()
               for run in result.learners for failure in run.failures]
     say(table(rounds))
+    for failure in failed:
+        say(f"failed: {failure[:600]}")
     if failed:
         raise LoadTestError(f"{len(failed)} failure(s) under load; the first: {failed[0]}",
                             fix=f"read {settings.state / 'hub.log'} and the table above")

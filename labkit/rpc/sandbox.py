@@ -164,6 +164,19 @@ def default_reads(command: Sequence[str], cwd: str | os.PathLike[str] | None = N
     return found
 
 
+def _labkit_path(folder: Path) -> str:
+    """A folder in the plugin's own socket folder holding only a link to labkit, for the
+    plugin's PYTHONPATH. Where labkit is found through PYTHONPATH (a source checkout, the
+    class hub), Python would list the checkout's folder to find it, and Landlock refuses
+    that listing: the plugin may read labkit, not the lab beside it."""
+    path = folder / "pythonpath"
+    path.mkdir(exist_ok=True)
+    link = path / "labkit"
+    if not link.exists():
+        link.symlink_to(Path(__file__).resolve().parent.parent)
+    return str(path)
+
+
 def _is_python(command: Sequence[str]) -> bool:
     return Path(command[0]).name.startswith("python")
 
@@ -189,6 +202,8 @@ def confined_command(command: Sequence[str], folder: Path, sandbox: Sandbox,
     for path in [str(folder), "/dev/null", *map(str, sandbox.write)]:
         argv += ["--write", path]
     argv += ["--setenv", "PYTHONDONTWRITEBYTECODE=1", "--setenv", f"TMPDIR={folder}"]
+    if _is_python(command):
+        argv += ["--setenv", f"PYTHONPATH={_labkit_path(folder)}"]
     if sandbox.network:
         argv.append("--network")
     if sandbox.allow_without_landlock:
