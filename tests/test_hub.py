@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,41 @@ def test_two_learners_at_once_on_a_real_hub() -> None:
     assert "the idle culler stopped an idle server after" in proc.stdout
     assert "a wrong one did not, and root was refused" in proc.stdout
     assert _learner_leftovers() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creates a Unix user: root only")
+def test_a_home_is_prepared_once_and_never_through_a_link(tmp_path: Path) -> None:
+    from labkit.hub.config import ADD_USER, prepare_home
+    from labkit.hub.loadtest import remove_learner
+
+    settings = HubSettings(folder=tmp_path / "hub")
+    (settings.lab).mkdir(parents=True)
+    (settings.lab / "README.md").write_text("the lab\n")
+    cache = settings.template_home / ".cache" / "plugin-lab"
+    cache.mkdir(parents=True)
+    (cache / "entry").write_text("built\n")
+    settings.state.mkdir()
+    bait = tmp_path / "bait"
+    bait.mkdir()
+    name = "lab-rsym1"
+    subprocess.run([*ADD_USER, name], check=True)
+    try:
+        home = Path(pwd.getpwnam(name).pw_dir)
+        (home / ".cache").symlink_to(bait)  # as a learner could have done
+        with pytest.raises(ValueError, match="symbolic link"):
+            prepare_home(name, settings)
+        assert bait.stat().st_uid == 0 and not (bait / "plugin-lab").exists()
+        (home / ".cache").unlink()
+        prepare_home(name, settings)
+        uid = pwd.getpwnam(name).pw_uid
+        assert (home / "plugin-lab" / "README.md").stat().st_uid == uid
+        assert (home / ".cache" / "plugin-lab").stat().st_uid == uid  # the learner's folder
+        assert (home / ".cache" / "plugin-lab" / "entry").stat().st_uid == 0  # a shared link
+        shutil.rmtree(home / ".cache")
+        (home / ".cache").symlink_to(bait)  # after the first start: never touched again
+        prepare_home(name, settings)
+        assert not (bait / "plugin-lab").exists()
+        with pytest.raises(ValueError, match="not a learner's name"):
+            prepare_home("root", settings)
+    finally:
+        remove_learner(name)

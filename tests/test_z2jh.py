@@ -28,7 +28,12 @@ def test_the_config_runs_the_lab_image_with_limits_culling_and_nbgitpuller() -> 
     assert isinstance(single["image"]["tag"], str)  # a number would be re-typed by YAML
     assert single["memory"]["limit"] and single["cpu"]["limit"]
     assert values["cull"]["enabled"] is True
-    assert single["lifecycleHooks"]["postStart"]["exec"]["command"][0] == "gitpuller"
+    pull = single["lifecycleHooks"]["postStart"]["exec"]["command"]
+    assert pull[:2] == ["sh", "-c"] and pull[2].startswith("gitpuller ")
+    assert pull[2].endswith("|| true")  # a failed postStart hook would kill the pod
+    # secrets stay out of git: no password key in any configured class
+    assert not [key for section in values["hub"]["config"].values() for key in section
+                if "password" in key.lower()]
     assert single["extraEnv"]["PYTHONPATH"] == "/home/jovyan/plugin-lab"
 
 

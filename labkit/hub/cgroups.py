@@ -22,6 +22,9 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: The CFS period the CPU limit is written in, in microseconds (the kernel's default).
 CPU_PERIOD_US = 100_000
+#: Processes and threads one learner may have at once: a fork bomb stops there, the lab's
+#: builds (Go, zig) stay far below.
+PIDS_MAX = 2048
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def own_groups(proc_cgroup: str | None = None) -> dict[str, Path]:
     for line in text.splitlines():
         _, controllers, path = line.split(":", 2)
         for controller in controllers.split(","):
-            if controller in ("memory", "cpu", "cpuacct"):
+            if controller in ("memory", "cpu", "cpuacct", "pids"):
                 found[controller] = CGROUP_ROOT / controller / path.lstrip("/")
     if "memory" not in found:
         unified = next((line.split(":", 2)[2] for line in text.splitlines()
@@ -74,17 +77,32 @@ class LearnerGroup:
         return "unified" in self.folders
 
     def create(self, memory_bytes: int | None, cpus: float | None) -> None:
-        """Make the folders and write the limits: ``memory_bytes`` of memory, ``cpus`` CPUs'
-        worth of time per period. Raises OSError where the kernel refuses."""
-        for folder in self.folders.values():
-            folder.mkdir(exist_ok=True)
+        """Make the folders and write the limits: ``memory_bytes`` of memory (no swap beyond
+        it on v2), ``cpus`` CPUs' worth of time per period, :data:`PIDS_MAX` processes.
+        Raises OSError where the kernel refuses, and when there is no memory controller to
+        hold the limit."""
+        if not self.v2 and "memory" not in self.folders:
+            raise OSError("no memory controller in this process's cgroups: the limits "
+                          "cannot be applied")
         if self.v2:
             folder = self.folders["unified"]
+            control = folder.parent / "cgroup.subtree_control"  # hand the controllers down
+            for controller in ("memory", "cpu", "pids"):
+                with contextlib.suppress(OSError):  # already enabled, or not ours to enable
+                    control.write_text(f"+{controller}")
+            folder.mkdir(exist_ok=True)
             if memory_bytes:
                 (folder / "memory.max").write_text(str(memory_bytes))
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / "memory.swap.max").write_text("0")
             if cpus:
                 (folder / "cpu.max").write_text(f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
+            (folder / "pids.max").write_text(str(PIDS_MAX))
             return
+        for folder in self.folders.values():
+            folder.mkdir(exist_ok=True)
+        if "pids" in self.folders:
+            (self.folders["pids"] / "pids.max").write_text(str(PIDS_MAX))
         if memory_bytes and "memory" in self.folders:
             (self.folders["memory"] / "memory.limit_in_bytes").write_text(str(memory_bytes))
         if cpus and "cpu" in self.folders:
@@ -107,7 +125,8 @@ class LearnerGroup:
         """Peak memory and CPU time so far."""
         if self.v2:
             folder = self.folders["unified"]
-            peak = int((folder / "memory.peak").read_text())
+            peaked = folder / "memory.peak"  # Linux 5.19 and later; else what it holds now
+            peak = int((peaked if peaked.exists() else folder / "memory.current").read_text())
             stat = dict(line.split() for line in (folder / "cpu.stat").read_text().splitlines())
             return Usage(peak, int(stat["usage_usec"]) / 1e6)
         peak = int((self.folders["memory"] / "memory.max_usage_in_bytes").read_text())
@@ -118,11 +137,11 @@ class LearnerGroup:
     def remove(self, timeout: float = 5.0) -> None:
         """Kill what is left in the group and remove its folders."""
         deadline = time.monotonic() + timeout
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         for folder in self.folders.values():
             while folder.exists():
+                for pid in self.pids():  # again each time: one may have forked meanwhile
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 try:
                     folder.rmdir()
                 except OSError:

@@ -17,23 +17,29 @@ never by the notebooks.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from .cgroups import LearnerGroup, parse_size
-from .settings import LEARNER_PATTERN, HubSettings
+from .cgroups import LearnerGroup, own_groups, parse_size
+from .settings import LEARNER_PATTERN, HubSettings, is_learner
+
+#: The first uid useradd gives an ordinary user (Debian's UID_MIN): nothing below it is a
+#: learner, whatever its name.
+FIRST_UID = 1000
 
 #: Caches copied into a learner's home: (path below the home, how).
 CACHES = ((".cache/plugin-lab", "link"), (".cache/go-build", "link"), ("go/pkg/mod", "link"),
           (".cache/zig", "copy"), (".cache/wasmtime", "copy"))
-#: What useradd gives a learner: a home only they can read.
-ADD_USER = ["useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/bin/bash",
-            "--comment", "Plugin Lab learner"]
+#: What useradd gives a learner: a home only they can read, and no login shell (a learner
+#: works through the hub, not over ssh).
+ADD_USER = ["useradd", "--create-home", "--key", "HOME_MODE=0700",
+            "--shell", "/usr/sbin/nologin", "--comment", "Plugin Lab learner"]
 
 
 def hub_classes(auth: str) -> tuple[type, type]:
@@ -49,7 +55,13 @@ def hub_classes(auth: str) -> tuple[type, type]:
         from jupyterhub.authenticators.shared import SharedPasswordAuthenticator as Base
 
     class LabAuthenticator(LocalAuthenticator, Base):  # type: ignore[misc]
-        """The chosen authenticator, creating each learner's Unix user."""
+        """The chosen authenticator, creating each learner's Unix user; it adds no one whose
+        name is not a learner's (an admin's API call included)."""
+
+        async def add_user(self, user: Any) -> Any:
+            if not is_learner(user.name) and user.name not in self.admin_users:
+                raise ValueError(f"{user.name!r} is not a learner's name (lab-...)")
+            return await super().add_user(user)
 
     class CgroupSpawner(LocalProcessSpawner):  # type: ignore[misc]
         """``LocalProcessSpawner`` whose server, kernels and builds share one cgroup per
@@ -66,7 +78,10 @@ def hub_classes(auth: str) -> tuple[type, type]:
             return preexec
 
         async def start(self) -> Any:
-            LearnerGroup.of(self.user.name).create(
+            name = self.user.name
+            if not is_learner(name) or pwd.getpwnam(name).pw_uid < FIRST_UID:
+                raise ValueError(f"the hub starts servers for learners only, not {name!r}")
+            LearnerGroup.of(name).create(
                 parse_size(str(self.mem_limit)) if self.mem_limit else None,
                 float(self.cpu_limit) if self.cpu_limit else None)
             return await super().start()
@@ -79,27 +94,51 @@ def hub_classes(auth: str) -> tuple[type, type]:
 
 
 def prepare_home(name: str, settings: HubSettings) -> None:
-    """Give learner ``name`` a copy of the lab and the template's caches, once."""
+    """Give learner ``name`` a copy of the lab and the template's caches, once: at their
+    first start, before they have ever run anything in their home. Root never writes in a
+    home again afterwards (a learner could by then have planted a symlink to anywhere), and
+    never follows a link in it: a marker outside the home, in the hub's state, says it is
+    done."""
+    if not is_learner(name):
+        raise ValueError(f"{name!r} is not a learner's name; the hub prepares learners only")
+    done = settings.state / "prepared" / name
+    if done.exists():
+        return
     user = pwd.getpwnam(name)
+    if user.pw_uid < FIRST_UID:
+        raise ValueError(f"{name!r} has uid {user.pw_uid}, a system account's")
     home = Path(user.pw_dir)
+    owner = f"{user.pw_uid}:{user.pw_gid}"
+    for part in (home, home / ".cache", home / "go", home / "go" / "pkg"):
+        if part.is_symlink():
+            raise ValueError(f"{part} is a symbolic link; the hub will not write through it")
     lab = home / "plugin-lab"
     if not lab.exists():
         subprocess.run(["cp", "-a", "--no-preserve=ownership", str(settings.lab), str(lab)],
                        check=True)
-        subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(lab)], check=True)
+        subprocess.run(["chown", "-R", "-h", owner, str(lab)], check=True)
     for below, how in CACHES:
         source, target = settings.template_home / below, home / below
-        if not source.exists() or target.exists():
+        if not source.exists() or target.exists() or target.is_symlink():
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
+        for parent in reversed(target.relative_to(home).parents[:-1]):
+            folder = home / parent
+            if not folder.exists():
+                folder.mkdir()
+                os.chown(folder, user.pw_uid, user.pw_gid, follow_symlinks=False)
         subprocess.run(["cp", "-al" if how == "link" else "-a", str(source), str(target)],
                        check=True)
         owned = ["-type", "d"] if how == "link" else []  # a link's file stays root's, read-only
-        subprocess.run(["find", str(target), *owned, "-exec", "chown",
-                        f"{user.pw_uid}:{user.pw_gid}", "{}", "+"], check=True)
-    for folder in (home / ".cache", home / "go", home / "go" / "pkg"):
-        if folder.exists():
-            shutil.chown(folder, user.pw_uid, user.pw_gid)
+        subprocess.run(["find", str(target), *owned, "-exec", "chown", "-h", owner, "{}", "+"],
+                       check=True)
+    done.parent.mkdir(mode=0o700, exist_ok=True)
+    done.touch()
+
+
+async def _prepare(spawner: Any, settings: HubSettings) -> None:
+    """The pre-spawn hook: :func:`prepare_home` in a thread, so the copies do not hold up the
+    hub's other logins and spawns."""
+    await asyncio.to_thread(prepare_home, spawner.user.name, settings)
 
 
 def configure(c: Any, settings: HubSettings | None = None) -> None:
@@ -129,8 +168,12 @@ def configure(c: Any, settings: HubSettings | None = None) -> None:
     c.LabAuthenticator.create_system_users = True
     c.LabAuthenticator.add_user_cmd = ADD_USER
     c.Authenticator.allow_all = True
-    c.Authenticator.admin_users = {s.admin}
+    # an admin only where a password of its own guards it: with first-use passwords, the
+    # first person to log in as the admin would become it
+    c.Authenticator.admin_users = {s.admin} if s.auth == "shared" and s.admin_password else set()
     c.Authenticator.username_pattern = LEARNER_PATTERN
+    c.JupyterHub.active_server_limit = s.max_servers
+    c.JupyterHub.concurrent_spawn_limit = 10
 
     c.JupyterHub.spawner_class = spawner
     c.Spawner.cmd = [str(s.venv / "bin" / "jupyterhub-singleuser")]
@@ -145,9 +188,13 @@ def configure(c: Any, settings: HubSettings | None = None) -> None:
         "PATH": f"{s.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "PYTHONPATH": lambda spawner: f"{pwd.getpwnam(spawner.user.name).pw_dir}/plugin-lab",
-        "GOPROXY": "off",  # the template's module cache holds every module; no network
+        "SHELL": "/bin/bash",  # for JupyterLab's terminals: the login shell is nologin
     }
-    c.Spawner.pre_spawn_hook = lambda spawner: prepare_home(spawner.user.name, s)
+    if s.warm:  # the template's module cache holds every module: no network for Go
+        c.Spawner.environment["GOPROXY"] = "off"
+    c.Spawner.pre_spawn_hook = lambda spawner: _prepare(spawner, s)
+    (state / "cgroups.json").write_text(json.dumps(  # where `status` finds the learners
+        {name: str(path) for name, path in own_groups().items()}))
 
     services: list[dict[str, Any]] = [{
         "name": "idle-culler",

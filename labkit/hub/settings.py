@@ -3,9 +3,9 @@ one may use. Read from ``LABHUB_*`` environment variables (``make hub`` passes t
 the JupyterHub configuration, the set-up and the load test agree.
 
 The defaults come from measurement (``make test-hub``; the facilitator guide's sizing
-table): one learner running every notebook once peaked well under 1 GiB, so 2 GiB is a
-limit that a build's burst does not hit, and one CPU keeps one learner's Go build from
-starving the class.
+table): one learner running every notebook once peaked under 1 GiB in every run (954 MiB at
+most), so 2 GiB is a limit that a build's burst does not hit, and one CPU keeps one
+learner's Go build from starving the class.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class HubSettings:
     cpu_limit: float = 1.0
     cull_timeout: int = 3600  # seconds without activity before a server is stopped
     cull_every: int = 300
+    max_servers: int = 40  # servers running at once: the password must not start a hundred
     warm: bool = True  # fill the template's caches with `labkit warm` at set-up
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -66,7 +67,15 @@ class HubSettings:
 
     @property
     def url(self) -> str:
+        """Where this machine reaches the hub (loopback when it listens everywhere)."""
         return f"http://{self.ip or '127.0.0.1'}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """Where the class reaches it: this machine's name when it listens everywhere."""
+        import socket
+
+        return f"http://{self.ip or socket.getfqdn()}:{self.port}"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> HubSettings:
@@ -82,6 +91,11 @@ class HubSettings:
         if auth == "shared" and password and len(password) < 8:
             raise InputError("LABHUB_PASSWORD is shorter than 8 characters",
                              fix="choose an event password of 8 characters or more")
+        admin_password = env.get("LABHUB_ADMIN_PASSWORD", "")
+        if admin_password and (len(admin_password) < 32 or admin_password == password):
+            raise InputError("LABHUB_ADMIN_PASSWORD must have 32 characters or more and differ "
+                             "from the event password (JupyterHub's rule)",
+                             fix="choose a longer one, or leave it unset: the hub makes one")
         return cls(
             folder=Path(env.get("LABHUB_DIR", str(base.folder))),
             ip=env.get("LABHUB_IP", base.ip),
@@ -90,7 +104,8 @@ class HubSettings:
             proxy_api_port=int(env.get("LABHUB_PROXY_API_PORT", base.proxy_api_port)),
             auth=auth,
             password=password,
-            admin_password=env.get("LABHUB_ADMIN_PASSWORD", ""),
+            admin_password=admin_password,
+            max_servers=int(env.get("LABHUB_MAX_SERVERS", base.max_servers)),
             mem_limit=env.get("LABHUB_MEM_LIMIT", base.mem_limit),
             cpu_limit=float(env.get("LABHUB_CPU_LIMIT", base.cpu_limit)),
             cull_timeout=int(env.get("LABHUB_CULL_TIMEOUT", base.cull_timeout)),
@@ -109,6 +124,7 @@ class HubSettings:
             "LABHUB_CPU_LIMIT": str(self.cpu_limit),
             "LABHUB_CULL_TIMEOUT": str(self.cull_timeout),
             "LABHUB_CULL_EVERY": str(self.cull_every), "LABHUB_WARM": "1" if self.warm else "0",
+            "LABHUB_MAX_SERVERS": str(self.max_servers),
         }
 
 

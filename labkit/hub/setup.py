@@ -8,7 +8,8 @@
   learner starts from (``LABHUB_WARM=0`` leaves them empty: learners build on first use);
 - ``state/``: the hub's database, secrets and logs.
 
-Each step is skipped when its inputs have not changed since the last set-up.
+The Python and the proxy are skipped when their pins have not changed since the last
+set-up; the lab is copied again each time, and ``labkit warm`` finds its caches done.
 """
 
 from __future__ import annotations
