@@ -151,9 +151,11 @@ def serve(
             reattach = Reattach.from_line(line, os.getpid(), test=True)
             os.write(1, f"{reattach.to_json()}\n".encode())
         else:
-            os.write(1, f"{line}\n".encode())
+            # first the writers, then the line: the host may call at once, and the server's
+            # thread must not print to the pipe the handshake used (seen under load)
             sys.stdout = stdio.writer(1)
             sys.stderr = stdio.writer(2)
+            os.write(1, f"{line}\n".encode())
         log.info("serving", version=version, pid=os.getpid())
         if not debug:
             _watch_parent(stop, log)

@@ -89,6 +89,7 @@ def run_go_rpc_host(
     automtls: bool = False,
     bench: int = 0,
     repeats: int = 1,
+    await_stdout: bool = False,
     timeout: float = 60.0,
 ) -> Outcome:
     """Run the Go host on a plugin's command line, or attached to a running plugin with
@@ -98,7 +99,9 @@ def run_go_rpc_host(
     that many times; ``counter`` offers the host's counter through go-plugin's broker;
     ``checksum`` is go-plugin's SecureConfig (hex SHA-256 of the plugin's executable);
     ``automtls`` go-plugin's AutoMTLS. The
-    host's own stderr carries the plugin's stdout and logs."""
+    host's own stderr carries the plugin's stdout and logs; go-plugin copies that stdout
+    from a goroutine nothing waits for, so ``await_stdout`` makes the host wait (up to 5 s)
+    until some has arrived before it stops the plugin."""
     if (reattach is None) == (not plugin_command):
         raise InputError("give the Go host a plugin command or reattach information, not "
                          "both or neither", fix="pass plugin_command=[...] or reattach=...")
@@ -115,6 +118,8 @@ def run_go_rpc_host(
         argv += ["-reattach", reattach.to_json()]
     if automtls:
         argv.append("-automtls")
+    if await_stdout:
+        argv.append("-await-stdout")
     if bench:
         argv += ["-bench", str(bench), "-repeats", str(repeats)]
     return run_program([*argv, *plugin_command], timeout=timeout)

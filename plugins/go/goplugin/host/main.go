@@ -24,10 +24,12 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +61,7 @@ func main() {
 	checksum := flag.String("checksum", "", "start the plugin only if its executable's SHA-256 is this")
 	reattach := flag.String("reattach", "", "attach to a running plugin: its reattach JSON")
 	automtls := flag.Bool("automtls", false, "go-plugin's AutoMTLS: mutual TLS with certificates made for this run")
+	awaitStdout := flag.Bool("await-stdout", false, "before stopping the plugin, wait (up to 5 s) until its stdout has reached this host")
 	flag.Parse()
 	if (flag.NArg() == 0) == (*reattach == "") {
 		fmt.Fprintln(os.Stderr, "usage: host [-header k=v]... [-times N] [-counter] [-checksum SHA256] [-automtls] [-bench N [-repeats R]] PLUGIN-COMMAND [ARGS...]")
@@ -66,12 +69,15 @@ func main() {
 		os.Exit(2)
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "host", Output: os.Stderr, Level: hclog.Warn})
+	// go-plugin copies the plugin's stdout from its own goroutine, which nothing waits for:
+	// a host that exits right after its last call may leave a line the plugin printed unread
+	stdout := &firstWrite{Writer: os.Stderr, seen: make(chan struct{})}
 	config := &plugin.ClientConfig{
 		HandshakeConfig:  shared.Handshake,
 		Plugins:          shared.PluginMap,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           log,
-		SyncStdout:       os.Stderr, // the plugin's own stdout, kept apart from the answer
+		SyncStdout:       stdout, // the plugin's own stdout, kept apart from the answer
 		SyncStderr:       os.Stderr,
 		AutoMTLS:         *automtls,
 	}
@@ -104,6 +110,26 @@ func main() {
 		client.Kill()
 		os.Exit(1)
 	}
+	if *awaitStdout {
+		select {
+		case <-stdout.seen:
+		case <-time.After(5 * time.Second):
+			fmt.Fprintln(os.Stderr, "host: the plugin's stdout did not arrive within 5 s")
+		}
+	}
+}
+
+// firstWrite passes writes on and closes seen at the first one.
+type firstWrite struct {
+	io.Writer
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *firstWrite) Write(p []byte) (int, error) {
+	n, err := w.Writer.Write(p)
+	w.once.Do(func() { close(w.seen) })
+	return n, err
 }
 
 func run(client *plugin.Client, headers map[string]string, times int, counter shared.Counter, bench, repeats int) error {
