@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import LabkitError
 from ..paths import LAB_ROOT
 from .cgroups import LearnerGroup
-from .settings import HubSettings, is_learner
+from .settings import JUPYTERHUB_CONFIG, HubSettings, is_learner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,12 +96,9 @@ def _serve(settings: HubSettings) -> int:
     else:
         print("Learners log in as lab-<name> and choose their password at first login; "
               "there is no admin account.")
-    env = {"PATH": f"{settings.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-           "HOME": str(settings.state), "LANG": "C.UTF-8", **settings.as_env()}
     os.chdir(settings.state)
-    config = LAB_ROOT / "deploy" / "hub" / "jupyterhub_config.py"
     os.execve(str(settings.venv / "bin" / "jupyterhub"),
-              ["jupyterhub", "-f", str(config)], env)
+              ["jupyterhub", "-f", str(JUPYTERHUB_CONFIG)], settings.hub_environment())
 
 
 def _status(settings: HubSettings) -> int:

@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LabkitError
-from ..paths import LAB_ROOT
 from .cgroups import LearnerGroup, Usage
 from .remote import run_notebook
-from .settings import HubSettings
+from .settings import JUPYTERHUB_CONFIG, HubSettings
 
-CONFIG = LAB_ROOT / "deploy" / "hub" / "jupyterhub_config.py"
 #: The notebooks a simulated learner runs unless told.
 NOTEBOOKS = ("notebooks/02-dlopen-dlsym.ipynb", "notebooks/03-plugin-host.ipynb")
 #: Loopback ports of the load test's hub, away from a class hub's defaults.
@@ -98,11 +96,10 @@ class Hub:
         for old in [state / "jupyterhub.sqlite", *state.glob("passwords.dbm*"),
                     *(state / "prepared").glob("*")]:
             old.unlink(missing_ok=True)
-        env = {"PATH": f"{self.settings.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:"
-                       "/sbin", "HOME": str(state), "LANG": "C.UTF-8", **self.settings.as_env()}
+        env = self.settings.hub_environment()
         with open(state / "hub.log", "wb") as log:
             self.process = subprocess.Popen(
-                [str(self.settings.venv / "bin" / "jupyterhub"), "-f", str(CONFIG)],
+                [str(self.settings.venv / "bin" / "jupyterhub"), "-f", str(JUPYTERHUB_CONFIG)],
                 cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self._wait_up()

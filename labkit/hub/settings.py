@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..paths import LAB_ROOT
+
+#: The JupyterHub configuration file every hub of the lab starts with.
+JUPYTERHUB_CONFIG = LAB_ROOT / "deploy" / "hub" / "jupyterhub_config.py"
 
 #: Learner names: a prefix no system account has, so the event password never opens one.
 LEARNER_PATTERN = r"^lab-[a-z0-9]{1,20}$"
@@ -112,6 +116,12 @@ class HubSettings:
             cull_every=int(env.get("LABHUB_CULL_EVERY", base.cull_every)),
             warm=env.get("LABHUB_WARM", "1") != "0",
         )
+
+    def hub_environment(self) -> dict[str, str]:
+        """The whole environment of the JupyterHub process: its own Python first, the
+        system's tools (useradd in /usr/sbin), and these settings."""
+        return {"PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                "HOME": str(self.state), "LANG": "C.UTF-8", **self.as_env()}
 
     def as_env(self) -> dict[str, str]:
         """The ``LABHUB_*`` variables that give these settings back."""

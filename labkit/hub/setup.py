@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError, ToolchainError
+from ..lab.doctor import pinned_packages
 from ..paths import LAB_ROOT
 from .settings import HubSettings
 
@@ -31,19 +32,11 @@ DEPLOY = LAB_ROOT / "deploy" / "hub"
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 
 
-def pip_requirements(lab: Path = LAB_ROOT) -> list[str]:
-    """environment.yml's pip list (as the Makefile reads it) and the hub's own pins."""
-    lines, inside = [], False
-    for line in (lab / "environment.yml").read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if stripped.startswith("- pip:"):
-            inside = True
-        elif inside and stripped.startswith("- "):
-            lines.append(stripped[2:].split("#")[0].strip())
-        elif inside and stripped and not stripped.startswith("#"):
-            inside = False
+def pip_requirements() -> list[str]:
+    """environment.yml's pins (as the doctor reads them) and the hub's own."""
     hub = (DEPLOY / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    return lines + [line.strip() for line in hub if line.strip() and not line.startswith("#")]
+    return ([f"{name}=={version}" for name, version in pinned_packages().items()]
+            + [line.strip() for line in hub if line.strip() and not line.startswith("#")])
 
 
 def system_python() -> str:
