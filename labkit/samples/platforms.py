@@ -3,7 +3,7 @@
 ``aarch64-macos`` and ``x86_64-macos``), and read side by side.
 
 :func:`build_platform_samples` lays each platform out as a plugin folder, the dependency
-``gone`` (``plugins/c/support/gone.c``) left out as in notebook 01, so ``explain`` has a
+``gone`` (``plugins/c/support/gone.c``) left out as in notebook 03, so ``explain`` has a
 missing library to report on each::
 
     build/platforms/<platform>/           upper and needs_lib, what a host would load
